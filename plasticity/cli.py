@@ -1,0 +1,91 @@
+"""The `plasticity` command line: the one entry point the Snakemake rules call.
+
+Each subcommand is a thin wrapper over a library function, so the same step can be run (and debugged) by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _data(args):
+    from plasticity.data.mnist import materialise_mnist
+    provenance = materialise_mnist(args.out, user_path=args.mnist_path, download_root=args.download_root)
+    print(json.dumps(provenance, indent=2))
+
+
+def _train(args):
+    from plasticity.train import run_job
+    run_job(json.loads(args.spec), args.out, mnist_path=args.mnist, checkpoint_every_s=args.checkpoint_every)
+
+
+def _aggregate(args):
+    from plasticity.aggregate import aggregate_files
+    aggregate_files(args.inputs, args.out)
+
+
+def _figure(args):
+    from figures import draw_figure
+    draw_figure(args.name, args.inputs, args.out_pdf, args.out_png, scale=args.scale)
+
+
+def _reproduce(args):
+    from plasticity.reproduction import write_reproduction
+    write_reproduction(args.inputs, args.claims, args.out_csv, args.out_md, scale=args.scale)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plasticity", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="materialise a data set under resources/")
+    data.add_argument("dataset", choices=["mnist"])
+    data.add_argument("--out", required=True)
+    data.add_argument("--mnist-path", default=None, help="directory with the MNIST IDX files, or an .npz")
+    data.add_argument("--download-root", default=None)
+    data.set_defaults(handler=_data)
+
+    train = commands.add_parser("train", help="train one run on one block of seeds")
+    train.add_argument("--spec", required=True, help="job spec as JSON (see docs/architecture.md)")
+    train.add_argument("--out", required=True, help="output .parquet; provenance goes to the same stem + .json")
+    train.add_argument("--mnist", default=None, help="materialised MNIST .npz (MNIST benchmarks)")
+    train.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between checkpoints")
+    train.set_defaults(handler=_train)
+
+    aggregate = commands.add_parser("aggregate", help="mean and standard error across seeds")
+    aggregate.add_argument("--inputs", nargs="+", required=True)
+    aggregate.add_argument("--out", required=True)
+    aggregate.set_defaults(handler=_aggregate)
+
+    figure = commands.add_parser("figure", help="draw one paper figure from aggregated results")
+    figure.add_argument("name")
+    figure.add_argument("--inputs", nargs="+", required=True)
+    figure.add_argument("--out-pdf", required=True)
+    figure.add_argument("--out-png", required=True)
+    figure.add_argument("--scale", default="unknown")
+    figure.set_defaults(handler=_figure)
+
+    reproduce = commands.add_parser("reproduce", help="the reproduction table: paper claims vs our numbers")
+    reproduce.add_argument("--inputs", nargs="+", required=True)
+    reproduce.add_argument("--claims", required=True)
+    reproduce.add_argument("--out-csv", required=True)
+    reproduce.add_argument("--out-md", required=True)
+    reproduce.add_argument("--scale", default="unknown")
+    reproduce.set_defaults(handler=_reproduce)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (ValueError, KeyError, FileNotFoundError) as error:
+        # Library errors carry a message naming the bad value and the valid choices: show it, not a traceback.
+        print(f"plasticity {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

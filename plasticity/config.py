@@ -1,0 +1,104 @@
+"""From a scale file and the protocol definitions to a list of training jobs.
+
+The protocol (`config/experiments.yaml`) holds each experiment once, at paper scale. A scale file names the
+experiments to run and overrides fields of them under `overrides: {<scale>: {<experiment>: {...}}}`; keying the
+overrides by scale keeps Snakemake's merge of `--configfile` over the default config from mixing two scales.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from pathlib import Path
+
+import yaml
+
+RUN_FIELDS = ("hparams", "model", "benchmark_args")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the value and what is valid."""
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return `base` updated recursively with `override` (dicts merge, everything else replaces)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_protocol(path: str | Path) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def resolve_experiments(config: dict, protocol: dict) -> dict[str, dict]:
+    """The experiments the scale selects, with that scale's overrides applied."""
+    overrides = (config.get("overrides") or {}).get(config["scale"], {}) or {}
+    unknown = sorted(set(config["experiments"]) | set(overrides) - set(protocol))
+    if unknown:
+        raise ConfigError(f"unknown experiment(s) {unknown}; valid: {sorted(protocol)}")
+    return {name: deep_merge(protocol[name], overrides.get(name, {})) for name in config["experiments"]}
+
+
+def _format_value(value) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def expand_runs(experiment: dict) -> dict[str, dict]:
+    """Expand each run group's list-valued fields into a grid; returns {run id: run}.
+
+    A run is {method, hparams, model, benchmark_args} with the experiment's model and benchmark args merged in,
+    and its id is the group name plus the grid values, e.g. `bp-activation_relu-lr_0.01`.
+    """
+    runs = {}
+    for group, spec in experiment["runs"].items():
+        axes = [(field, key, values) for field in RUN_FIELDS
+                for key, values in (spec.get(field) or {}).items() if isinstance(values, list)]
+        for point in itertools.product(*(values for _, _, values in axes)):
+            run = {"method": spec["method"],
+                   "hparams": copy.deepcopy(spec.get("hparams") or {}),
+                   "model": deep_merge(experiment["model"], spec.get("model") or {}),
+                   "benchmark_args": deep_merge(experiment["benchmark_args"], spec.get("benchmark_args") or {})}
+            labels = [group]
+            for (field, key, _), value in zip(axes, point):
+                run[field][key] = value
+                labels.append(f"{key}_{_format_value(value)}")
+            runs["-".join(labels)] = run
+    return runs
+
+
+def seed_blocks(num_seeds: int, seeds_per_job: int) -> list[list[int]]:
+    """Seeds cut at fixed multiples of `seeds_per_job`, so adding seeds only adds (or completes) the last blocks."""
+    return [list(range(start, min(start + seeds_per_job, num_seeds)))
+            for start in range(0, num_seeds, seeds_per_job)]
+
+
+def block_label(seeds: list[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}"
+
+
+def parse_block_label(label: str) -> list[int]:
+    first, last = (int(part) for part in label.split("-"))
+    return list(range(first, last + 1))
+
+
+def job_spec(name: str, experiment: dict, run_id: str, seeds: list[int], device: str) -> dict:
+    """Everything one training job needs; its JSON is the Snakemake `params` that decides reruns."""
+    run = expand_runs(experiment)[run_id]
+    return {
+        "paper": experiment["paper"], "experiment": name, "run": run_id, "method": run["method"],
+        "hparams": run["hparams"], "benchmark": experiment["benchmark"],
+        "benchmark_args": run["benchmark_args"], "model": run["model"], "loss": experiment["loss"],
+        "examples": experiment["examples"], "batch_size": experiment["batch_size"],
+        "bin_size": experiment["bin_size"], "probe": experiment.get("probe"),
+        "seeds": seeds, "device": device,
+    }
+
+
+def canonical_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,110 @@
+"""Plasticity metrics (definitions in shared/reference/loss_of_plasticity.md, "Plasticity metrics").
+
+Tensor functions take a leading seed dimension S, because the training engine trains S seeds at once:
+activations arrive as (S, N examples, U units), and every metric comes back as one value per seed.
+All ranks of an all-zero matrix are 0 (not NaN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def singular_values(features: torch.Tensor) -> torch.Tensor:
+    """Singular values (descending) of each seed's activation matrix: (S, N, U) -> (S, min(N, U)).
+
+    Computed in float64, so that small singular values that decide the 99% ranks are not lost to rounding.
+    """
+    return torch.linalg.svdvals(features.double())
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    """x / x.sum(-1), with rows that sum to 0 left at 0 instead of becoming NaN."""
+    total = x.sum(-1, keepdim=True)
+    return torch.where(total > 0, x / total, 0.0)
+
+
+def _smallest_k_reaching(shares: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Smallest k with cumsum(sorted desc shares)[:k] >= threshold; 0 for an all-zero row."""
+    cumulative = torch.sort(shares, dim=-1, descending=True).values.cumsum(-1)
+    k = (cumulative < threshold).sum(-1) + 1
+    return torch.where(shares.sum(-1) > 0, k.clamp_max(shares.shape[-1]), 0)
+
+
+def effective_rank(sv: torch.Tensor) -> torch.Tensor:
+    """Roy & Vetterli effective rank exp(-sum p log p), p_k = sigma_k / sum sigma: (S, K) -> (S,).
+
+    A smooth count of the directions the representation uses; 0 log 0 = 0, and an all-zero matrix gives 0.
+    """
+    p = _normalise(sv)
+    erank = torch.exp(-torch.special.xlogy(p, p).sum(-1))
+    return torch.where(sv.sum(-1) > 0, erank, 0.0)
+
+
+def stable_rank_cumulative(sv: torch.Tensor, threshold: float = 0.99) -> torch.Tensor:
+    """The reference's "stable rank": fewest singular values whose (unsquared) sum reaches `threshold` of the total.
+
+    Matches Dohare et al.'s code (cumsum(sorted sigma) / sum sigma >= 0.99): (S, K) -> (S,) integer.
+    """
+    return _smallest_k_reaching(_normalise(sv), threshold)
+
+
+def stable_rank_norm_ratio(sv: torch.Tensor) -> torch.Tensor:
+    """Textbook stable rank ||A||_F^2 / ||A||_2^2 = sum sigma^2 / sigma_max^2: (S, K) -> (S,); 0 for A = 0.
+
+    Offered beside the reference's definition because the two differ (see the reference notes).
+    """
+    sq = sv.square()
+    top = sq.amax(-1)
+    return torch.where(top > 0, sq.sum(-1) / top, 0.0)
+
+
+def approximate_rank(sv: torch.Tensor, threshold: float = 0.99) -> torch.Tensor:
+    """Fewest singular values whose squares capture `threshold` of sum sigma^2 (the variance): (S, K) -> (S,) integer."""
+    return _smallest_k_reaching(_normalise(sv.square()), threshold)
+
+
+def dead_unit_percent(features: torch.Tensor) -> torch.Tensor:
+    """Percentage of units whose activation is exactly zero on every example: (S, N, U) -> (S,).
+
+    A ReLU unit that is zero on a whole probe batch gets no gradient, so it has stopped learning.
+    """
+    return (features == 0).all(dim=-2).double().mean(-1) * 100
+
+
+def weight_magnitude(weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean |w| over all elements of all weight tensors, each with leading seed dim S: -> (S,).
+
+    Growing weights are one of the reference's explanations for lost plasticity.
+    """
+    total = sum(w.detach().abs().flatten(1).double().sum(-1) for w in weights)
+    count = sum(w[0].numel() for w in weights)
+    return total / count
+
+
+def bin_means(values: torch.Tensor, bin_size: int) -> torch.Tensor:
+    """Means of consecutive bins of `bin_size` steps: (S, T) -> (S, T // bin_size), as the papers plot online error.
+
+    T must be a multiple of bin_size, so that no bin silently averages fewer steps than the others.
+    """
+    steps = values.shape[-1]
+    if bin_size <= 0 or steps % bin_size:
+        raise ValueError(f"{steps} steps cannot be split into bins of {bin_size}")
+    return values.unflatten(-1, (steps // bin_size, bin_size)).mean(-1)
+
+
+def mean_and_sem(df: pd.DataFrame, by: str | Sequence[str], value: str = "value") -> pd.DataFrame:
+    """Across-seed aggregate of a tidy long frame: one row per `by` group with mean, sem, n, n_diverged.
+
+    NaN values (seeds that diverged) are left out of mean, sem and n and counted in n_diverged instead;
+    sem = std(ddof=1) / sqrt(n), NaN when n < 2.
+    """
+    keys = [by] if isinstance(by, str) else list(by)
+    out = df.groupby(keys, dropna=False)[value].agg(mean="mean", std="std", n="count", size="size")
+    out["sem"] = out["std"] / np.sqrt(out["n"])
+    out["n_diverged"] = out["size"] - out["n"]
+    return out[["mean", "sem", "n", "n_diverged"]].reset_index()
