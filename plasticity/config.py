@@ -53,19 +53,19 @@ def expand_runs(experiment: dict) -> dict[str, dict]:
     """Expand each run group's list-valued fields into a grid; returns {run id: run}.
 
     A run is {method, hparams, model, benchmark_args} with the experiment's model and benchmark args merged in,
-    and its id is the group name plus the grid values, e.g. `bp-activation_relu-lr_0.01`.
+    and its id is the group name plus the grid values in key order, e.g. `bp-activation_relu-lr_0.01`.
     """
     runs = {}
     for group, spec in experiment["runs"].items():
-        axes = [(field, key, values) for field in RUN_FIELDS
-                for key, values in (spec.get(field) or {}).items() if isinstance(values, list)]
+        axes = sorted((key, field, values) for field in RUN_FIELDS
+                      for key, values in (spec.get(field) or {}).items() if isinstance(values, list))
         for point in itertools.product(*(values for _, _, values in axes)):
             run = {"method": spec["method"],
                    "hparams": copy.deepcopy(spec.get("hparams") or {}),
                    "model": deep_merge(experiment["model"], spec.get("model") or {}),
                    "benchmark_args": deep_merge(experiment["benchmark_args"], spec.get("benchmark_args") or {})}
             labels = [group]
-            for (field, key, _), value in zip(axes, point):
+            for (key, field, _), value in zip(axes, point):
                 run[field][key] = value
                 labels.append(f"{key}_{_format_value(value)}")
             runs["-".join(labels)] = run

@@ -49,7 +49,7 @@ DOWNLOAD_TIMEOUT_S = 30
 _UNAVAILABLE = (ImportError, OSError, RuntimeError)
 
 
-class MnistError(Exception):
+class MnistError(ValueError):
     """MNIST is missing, unreadable or not the standard data; the message says which file and how to fix it."""
 
 

@@ -1,0 +1,73 @@
+"""Continual-learning benchmarks, one file each, registered by name.
+
+A benchmark is a seeded stream of examples for S seeds at once: `next_batch(B)` returns inputs (S, B, in) and
+targets, and `peek(n)` the next n inputs without consuming them (the probe batch at a task start is the task's
+first examples). Subclasses implement `_generate(n)`; the base class buffers in fixed-size chunks so that every
+seed's stream depends on its seed alone.
+"""
+from __future__ import annotations
+
+import torch
+
+from plasticity.config import ConfigError
+
+BENCHMARKS: dict[str, type["Benchmark"]] = {}
+
+
+def register(name: str):
+    def decorate(cls):
+        BENCHMARKS[name] = cls
+        return cls
+    return decorate
+
+
+class Benchmark:
+    in_features: int
+    out_features: int
+    examples_per_task: int | None = None
+    chunk: int = 10_000
+
+    def __init__(self, seeds: list[int], device: torch.device):
+        self.seeds, self.device = seeds, device
+        self._inputs: torch.Tensor | None = None     # generated examples; those before _position are consumed
+        self._targets: torch.Tensor | None = None
+        self._position = 0
+
+    def _generate(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _fill(self, n: int) -> None:
+        """Make sure at least n unconsumed examples are buffered."""
+        if self._inputs is not None and self._inputs.shape[1] - self._position >= n:
+            return
+        parts = [] if self._inputs is None else [(self._inputs[:, self._position:], self._targets[:, self._position:])]
+        available = sum(part[0].shape[1] for part in parts)
+        while available < n:
+            inputs, targets = self._generate(self.chunk)
+            parts.append((inputs.to(self.device), targets.to(self.device)))
+            available += self.chunk
+        self._inputs = torch.cat([part[0] for part in parts], dim=1)
+        self._targets = torch.cat([part[1] for part in parts], dim=1)
+        self._position = 0
+
+    def next_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self._fill(batch_size)
+        start, self._position = self._position, self._position + batch_size
+        return self._inputs[:, start:self._position], self._targets[:, start:self._position]
+
+    def peek(self, n: int) -> torch.Tensor:
+        self._fill(n)
+        return self._inputs[:, self._position:self._position + n]
+
+
+def build_benchmark(name: str, args: dict, seeds: list[int], device: torch.device, mnist_path=None) -> Benchmark:
+    if name not in BENCHMARKS:
+        raise ConfigError(f"unknown benchmark {name!r}; valid: {sorted(BENCHMARKS)}")
+    cls = BENCHMARKS[name]
+    try:
+        return cls(seeds, device, mnist_path=mnist_path, **args)
+    except TypeError as error:
+        raise ConfigError(f"benchmark {name!r}: bad arguments {sorted(args)}: {error}") from None
+
+
+from plasticity.benchmarks import bit_flipping, permuted_mnist  # noqa: E402,F401  (registration)

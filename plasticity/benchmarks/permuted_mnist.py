@@ -1,0 +1,54 @@
+"""Online permuted MNIST (Dohare et al. 2024, Extended Data Figs. 3-4; also the AdaLin paper family's).
+
+Each task applies a new random pixel permutation to the 60k training images and presents them in a new random
+order, `examples_per_task` examples per task, each once (with more examples per task than images, the task
+cycles through its shuffled images, as the reference does). Pixels are scaled to [0, 1] (x / 255).
+"""
+from __future__ import annotations
+
+import torch
+
+from plasticity.benchmarks import Benchmark, register
+from plasticity.config import ConfigError
+from plasticity.data.mnist import load_mnist
+from plasticity.seeding import generators
+
+
+@register("permuted_mnist")
+class PermutedMnist(Benchmark):
+    in_features = 784
+    out_features = 10
+
+    def __init__(self, seeds, device, examples_per_task: int = 60_000, mnist_path=None):
+        super().__init__(seeds, device)
+        if mnist_path is None:
+            raise ConfigError("permuted_mnist needs MNIST: pass --mnist resources/mnist.npz "
+                              "(made by `snakemake resources/mnist.npz` or `plasticity data mnist`)")
+        data = load_mnist(mnist_path)
+        self.images = data["x_train"].reshape(len(data["x_train"]), -1).float().div_(255)
+        self.labels = data["y_train"]
+        self.examples_per_task = examples_per_task
+        self.gens = generators(seeds, "data")
+        self.position = 0                                           # examples generated so far
+        self.permutation = self.order = None
+
+    def _new_task(self):
+        self.permutation = [torch.randperm(self.in_features, generator=g) for g in self.gens]
+        self.order = [torch.randperm(len(self.images), generator=g) for g in self.gens]
+
+    def _generate(self, n: int):
+        inputs = torch.empty(len(self.seeds), n, self.in_features)
+        targets = torch.empty(len(self.seeds), n, dtype=torch.long)
+        start = 0
+        while start < n:
+            within = self.position % self.examples_per_task
+            if within == 0:
+                self._new_task()
+            stop = min(n, start + self.examples_per_task - within)
+            for seed in range(len(self.seeds)):
+                picks = self.order[seed][torch.arange(within, within + stop - start) % len(self.images)]
+                inputs[seed, start:stop] = self.images[picks][:, self.permutation[seed]]
+                targets[seed, start:stop] = self.labels[picks]
+            self.position += stop - start
+            start = stop
+        return inputs, targets

@@ -1,0 +1,47 @@
+"""Learning methods, one file each, registered by name.
+
+A method turns a model into a `Learner`: a `torch.optim.Optimizer` over the model's parameters and, for methods
+that act between steps (CBP's generate-and-test), an `after_step(hidden_features)` hook. Add a method by writing
+`plasticity/methods/<name>.py` with a function decorated `@register("<name>")` taking
+`(model, seeds, **hyperparameters)`, importing it below, and naming it in a run of `config/experiments.yaml`.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from plasticity.config import ConfigError
+
+
+@dataclass
+class Learner:
+    optimizer: torch.optim.Optimizer
+    after_step: Callable[[list[torch.Tensor]], None] | None = None
+    state: Callable[[], dict] | None = None
+
+
+METHODS: dict[str, Callable[..., Learner]] = {}
+
+
+def register(name: str):
+    def decorate(build: Callable[..., Learner]):
+        METHODS[name] = build
+        return build
+    return decorate
+
+
+def build_learner(name: str, model: torch.nn.Module, seeds: list[int], hparams: dict) -> Learner:
+    """The named method on `model`; an unknown name or hyperparameter is a ConfigError listing what is valid."""
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; valid: {sorted(METHODS)}")
+    accepted = [p for p in inspect.signature(METHODS[name]).parameters if p not in ("model", "seeds")]
+    unknown = sorted(set(hparams) - set(accepted))
+    if unknown:
+        raise ConfigError(f"method {name!r} has no hyperparameter(s) {unknown}; valid: {accepted}")
+    return METHODS[name](model, seeds, **hparams)
+
+
+from plasticity.methods import adam, bp, cbp, l2, shrink_perturb  # noqa: E402,F401  (registration)

@@ -1,0 +1,186 @@
+"""Continual backpropagation (Dohare et al. 2024): backprop plus generate-and-test of hidden units.
+
+After every optimizer step, each hidden unit's utility is updated as a running average, and a small fraction of
+the mature units with the lowest utility is reinitialised: fresh input weights from the layer's initial
+distribution, zero input bias, zero outgoing weights (so the network's function is unchanged), and the unit's
+mean contribution moved into the next layer's bias. Follows the reference (shibhansh/loss-of-plasticity,
+`lop/algos/gnt.py`) step for step, with one deliberate change: the reference's next-layer bias correction reads
+the running mean *after* zeroing it (a no-op); we apply the correction the paper describes, using the mean before
+the reset.
+
+`ContinualBackprop` works on seed-batched layers (weights (S, out, in)) and on an ordinary `nn.Sequential` of
+`nn.Linear` + activation modules (`ContinualBackprop.from_sequential`), where S = 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from plasticity.methods import Learner, register
+from plasticity.methods.adam import Adam
+from plasticity.nets import kaiming_uniform_bound
+from plasticity.seeding import ChunkedStream, generators
+
+UTILITY_TYPES = ("contribution", "adaptation", "zero_contribution", "adaptable_contribution")
+
+
+@dataclass
+class _Layer:
+    """One hidden layer as CBP sees it: its own Linear and the next one, viewed with a leading seed dim."""
+    linear: nn.Module
+    next_linear: nn.Module
+    seeded: bool          # parameters already carry the seed dimension (SeedLinear) or not (nn.Linear)
+    bound: float          # U(-bound, bound) for new input weights
+
+    def view(self, param: torch.Tensor) -> torch.Tensor:
+        return param if self.seeded else param.unsqueeze(0)
+
+    def index(self, seed: int, *index):
+        return (seed, *index) if self.seeded else index
+
+
+class ContinualBackprop:
+    """Generate-and-test over hidden layers; call `step(features)` after every `optimizer.step()`.
+
+    features: the hidden layers' activations of the step's forward pass, each (S, B, units) or (B, units).
+    """
+
+    def __init__(self, layers: list[_Layer], optimizer: torch.optim.Optimizer, gens: list[torch.Generator],
+                 replacement_rate: float, maturity_threshold: int, decay_rate: float = 0.99,
+                 util_type: str = "adaptable_contribution", accumulate: bool = False):
+        if util_type not in UTILITY_TYPES:
+            raise ValueError(f"unknown util_type {util_type!r}; valid: {list(UTILITY_TYPES)}")
+        self.layers, self.optimizer, self.gens = layers, optimizer, gens
+        self.replacement_rate, self.maturity_threshold = replacement_rate, maturity_threshold
+        self.decay_rate, self.util_type, self.accumulate = decay_rate, util_type, accumulate
+        num_seeds = len(gens)
+        shapes = [(num_seeds, layer.linear.out_features) for layer in layers]
+        device = layers[0].linear.weight.device
+        self.age = [torch.zeros(shape, device=device) for shape in shapes]
+        self.utility = [torch.zeros(shape, device=device) for shape in shapes]
+        self.mean_activation = [torch.zeros(shape, device=device) for shape in shapes]
+        self.accumulated = [torch.zeros(num_seeds, device=device) for _ in layers]
+        # The reference draws a uniform number per layer per step when fewer than one unit is due.
+        self.coin = [ChunkedStream(gens, (), kind="uniform", chunk=4096, device=device) for _ in layers]
+        self._captured: list[torch.Tensor] | None = None
+
+    @classmethod
+    def from_sequential(cls, net: nn.Sequential, optimizer: torch.optim.Optimizer, seed: int = 0,
+                        activation: str = "relu", **kwargs) -> "ContinualBackprop":
+        """CBP on a plain PyTorch MLP: an `nn.Sequential` alternating `nn.Linear` and activation modules.
+        Forward hooks on the activations capture the features, so `step()` needs no arguments."""
+        modules = list(net)
+        linear_positions = [i for i, m in enumerate(modules) if isinstance(m, nn.Linear)]
+        layers = [_Layer(modules[i], modules[j], seeded=False,
+                         bound=kaiming_uniform_bound(activation, modules[i].in_features))
+                  for i, j in zip(linear_positions[:-1], linear_positions[1:])]
+        cbp = cls(layers, optimizer, [torch.Generator().manual_seed(seed)], **kwargs)
+        cbp._captured = [None] * len(layers)
+        for slot, position in enumerate(linear_positions[:-1]):
+            def capture(module, inputs, output, slot=slot):
+                cbp._captured[slot] = output.detach()
+            modules[position + 1].register_forward_hook(capture)
+        return cbp
+
+    @torch.no_grad()
+    def step(self, features: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Update utilities and replace units; returns, per layer, a bool mask (S, units) of replaced units."""
+        features = self._captured if features is None else features
+        replaced = []
+        for index, (layer, hidden) in enumerate(zip(self.layers, features)):
+            hidden = hidden if hidden.dim() == 3 else hidden.unsqueeze(0)
+            replaced.append(self._test_and_generate(index, layer, hidden))
+        return replaced
+
+    def _instant_utility(self, layer: _Layer, hidden: torch.Tensor, corrected_mean: torch.Tensor):
+        weight, next_weight = layer.view(layer.linear.weight), layer.view(layer.next_linear.weight)
+        outgoing = next_weight.abs().mean(dim=1)                      # (S, units): mean over next layer's units
+        if self.util_type == "contribution":
+            return outgoing * hidden.abs().mean(dim=1)
+        incoming = weight.abs().mean(dim=2)
+        if self.util_type == "adaptation":
+            return 1.0 / incoming
+        zero_contribution = outgoing * (hidden - corrected_mean.unsqueeze(1)).abs().mean(dim=1)
+        if self.util_type == "zero_contribution":
+            return zero_contribution
+        return zero_contribution / incoming
+
+    def _test_and_generate(self, index: int, layer: _Layer, hidden: torch.Tensor) -> torch.Tensor:
+        eta = self.decay_rate
+        age, utility, mean = self.age[index], self.utility[index], self.mean_activation[index]
+        age += 1
+        correction = 1 - eta ** age
+        mean.mul_(eta).add_(hidden.mean(dim=1), alpha=1 - eta)
+        corrected_mean = mean / correction
+        utility.mul_(eta).add_(self._instant_utility(layer, hidden, corrected_mean), alpha=1 - eta)
+        corrected_utility = utility / correction
+
+        eligible = age > self.maturity_threshold
+        due = self.replacement_rate * eligible.sum(dim=1)            # (S,) units due this step
+        coin = self.coin[index].next()
+        if self.accumulate:
+            self.accumulated[index] += due
+            count = self.accumulated[index].floor()
+            self.accumulated[index] -= count
+        else:
+            count = due.floor() + ((due > 0) & (due < 1) & (coin <= due))
+        count = count.long().tolist()
+        replaced = torch.zeros_like(eligible)
+        for seed, number in enumerate(count):
+            if number == 0:
+                continue
+            candidates = eligible[seed].nonzero().squeeze(1)
+            lowest = torch.topk(-corrected_utility[seed, candidates], number).indices
+            units = candidates[lowest]
+            self._reinitialise(layer, seed, units, corrected_mean[seed, units])
+            utility[seed, units] = 0
+            mean[seed, units] = 0
+            age[seed, units] = 0
+            replaced[seed, units] = True
+        return replaced
+
+    def _reinitialise(self, layer: _Layer, seed: int, units: torch.Tensor, unit_means: torch.Tensor):
+        weight, bias = layer.view(layer.linear.weight), layer.view(layer.linear.bias)
+        next_weight, next_bias = layer.view(layer.next_linear.weight), layer.view(layer.next_linear.bias)
+        fresh = torch.empty(len(units), weight.shape[2]).uniform_(-layer.bound, layer.bound,
+                                                                 generator=self.gens[seed])
+        weight[seed, units] = fresh.to(weight.device)
+        bias[seed, units] = 0
+        # Move the removed units' mean contribution into the next layer's bias, then cut their outputs.
+        next_bias[seed] += next_weight[seed][:, units] @ unit_means
+        next_weight[seed][:, units] = 0
+        if isinstance(self.optimizer, Adam):
+            self.optimizer.reset(layer.linear.weight, layer.index(seed, units))
+            self.optimizer.reset(layer.linear.bias, layer.index(seed, units))
+            self.optimizer.reset(layer.next_linear.weight, layer.index(seed, slice(None), units))
+
+    def state_dict(self) -> dict:
+        return {"age": self.age, "utility": self.utility, "mean_activation": self.mean_activation,
+                "accumulated": self.accumulated, "coin": [c.state_dict() for c in self.coin],
+                "gens": [g.get_state() for g in self.gens]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("age", "utility", "mean_activation", "accumulated"):
+            for mine, saved in zip(getattr(self, key), state[key]):
+                mine.copy_(saved)
+        for coin, saved in zip(self.coin, state["coin"]):
+            coin.load_state_dict(saved)
+        for g, saved in zip(self.gens, state["gens"]):
+            g.set_state(saved)
+
+
+@register("cbp")
+def build(model, seeds, lr: float, replacement_rate: float, maturity_threshold: int, decay_rate: float = 0.99,
+          util_type: str = "adaptable_contribution", accumulate: bool = False, optimizer: str = "sgd") -> Learner:
+    """CBP on a SeedMLP with SGD (the papers' regression and MNIST settings) or Adam (`optimizer: adam`)."""
+    params = model.parameters()
+    opt = torch.optim.SGD(params, lr=lr) if optimizer == "sgd" else Adam(params, lr=lr)
+    depth = len(model.layers) - 1
+    layers = [_Layer(model.layers[i], model.layers[i + 1], seeded=True,
+                     bound=kaiming_uniform_bound(model.activation_name, model.layers[i].in_features))
+              for i in range(depth)]
+    cbp = ContinualBackprop(layers, opt, generators(seeds, "cbp"), replacement_rate, maturity_threshold,
+                            decay_rate, util_type, accumulate)
+    return Learner(opt, after_step=cbp.step, state=cbp)

@@ -1,0 +1,55 @@
+"""Per-seed random streams: a seed's numbers never depend on which block of seeds it was trained in.
+
+Every random draw of a training job (initialisation, data, noise, CBP's replacements) comes from a generator
+keyed by (seed, purpose), drawn on the CPU in fixed-size chunks, so the values are identical whatever the block
+size, the other seeds, or the device the job runs on.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+
+def generator(seed: int, purpose: str) -> torch.Generator:
+    """A CPU generator for one seed and one purpose (independent streams for init, data, noise, ...)."""
+    digest = hashlib.sha256(f"plasticity:{seed}:{purpose}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def generators(seeds: list[int], purpose: str) -> list[torch.Generator]:
+    return [generator(seed, purpose) for seed in seeds]
+
+
+class ChunkedStream:
+    """Draws `shape`-sized samples per seed from per-seed generators, `chunk` samples at a time.
+
+    Drawing one sample per call per seed costs a Python call per seed per step; drawing chunks amortises it.
+    The chunk length is fixed by the caller (never by the number of seeds), so values are block-invariant.
+    """
+
+    def __init__(self, gens: list[torch.Generator], shape: tuple[int, ...], kind: str = "normal",
+                 chunk: int = 1024, device: str | torch.device = "cpu"):
+        self.gens, self.shape, self.kind, self.chunk, self.device = gens, tuple(shape), kind, chunk, device
+        self.buffer, self.position = None, chunk
+
+    def _refill(self):
+        draw = torch.randn if self.kind == "normal" else torch.rand
+        self.buffer = torch.stack([draw((self.chunk, *self.shape), generator=g) for g in self.gens]).to(self.device)
+        self.position = 0
+
+    def next(self) -> torch.Tensor:
+        """The next sample for every seed: shape (S, *shape)."""
+        if self.position == self.chunk:
+            self._refill()
+        sample = self.buffer[:, self.position]
+        self.position += 1
+        return sample
+
+    def state_dict(self) -> dict:
+        return {"gens": [g.get_state() for g in self.gens], "buffer": self.buffer, "position": self.position}
+
+    def load_state_dict(self, state: dict):
+        for g, s in zip(self.gens, state["gens"]):
+            g.set_state(s)
+        self.buffer, self.position = state["buffer"], state["position"]

@@ -1,0 +1,172 @@
+"""One training job: one run (method × hyperparameters) on one block of seeds, trained together.
+
+Online protocol shared by the loss-of-plasticity benchmarks: every example is seen once; the online metric
+(squared error or accuracy, measured on the batch *before* the update) is averaged in bins of `bin_size`
+examples; at each task start the hidden representation of the task's first `probe.size` examples is probed
+(dead units, ranks, weight magnitude). Output: a tidy long-format parquet and a provenance JSON, both written
+atomically, so a killed job never leaves a result that looks complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from plasticity import metrics
+from plasticity.benchmarks import build_benchmark
+from plasticity.config import ConfigError, canonical_json
+from plasticity.methods import build_learner
+from plasticity.nets import SeedMLP, loss_and_output_grad
+
+ONLINE_METRIC = {"mse": "squared_error", "cross_entropy": "online_accuracy"}
+RANKS = {"effective_rank": metrics.effective_rank, "stable_rank": metrics.stable_rank_cumulative,
+         "stable_rank_norm": metrics.stable_rank_norm_ratio, "approximate_rank": metrics.approximate_rank}
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA GPU is visible; use device: auto or cpu")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+class Recorder:
+    """Collects (seed-vector) measurements and turns them into the tidy long table."""
+
+    def __init__(self, seeds: list[int]):
+        self.seeds = np.asarray(seeds)
+        self.columns: dict[str, list] = {"seed": [], "x": [], "metric": [], "layer": [], "value": []}
+
+    def add(self, x: int, metric: str, values: torch.Tensor, layer: int = 0) -> None:
+        count = len(self.seeds)
+        self.columns["seed"].append(self.seeds)
+        self.columns["x"].append(np.full(count, x, dtype=np.int64))
+        self.columns["metric"].append(np.full(count, metric, dtype=object))
+        self.columns["layer"].append(np.full(count, layer, dtype=np.int64))
+        self.columns["value"].append(values.detach().double().cpu().numpy())
+
+    def frame(self, spec: dict) -> pd.DataFrame:
+        data = {key: np.concatenate(parts) if parts else [] for key, parts in self.columns.items()}
+        frame = pd.DataFrame(data)
+        hparams = canonical_json({"hparams": spec["hparams"], "model": spec["model"],
+                                  "benchmark_args": spec["benchmark_args"]})
+        for column, value in (("paper", spec["paper"]), ("experiment", spec["experiment"]), ("run", spec["run"]),
+                              ("method", spec["method"]), ("hparams", hparams), ("x_unit", "examples")):
+            frame[column] = value
+        return frame[["paper", "experiment", "run", "method", "hparams", "seed", "x", "x_unit", "metric", "layer",
+                      "value"]]
+
+
+@torch.no_grad()
+def probe(model: SeedMLP, inputs: torch.Tensor, recorder: Recorder, x: int) -> None:
+    """Plasticity correlates of the current network on a fixed probe batch (S, n, in)."""
+    model(inputs)
+    for layer, hidden in enumerate(model.hidden, start=1):
+        recorder.add(x, "dead_units_pct", metrics.dead_unit_percent(hidden), layer)
+        singular = metrics.singular_values(hidden)
+        for name, rank in RANKS.items():
+            recorder.add(x, name, rank(singular), layer)
+    recorder.add(x, "weight_magnitude", metrics.weight_magnitude([layer.weight for layer in model.layers]))
+
+
+def train(spec: dict, mnist_path: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """Train the job `spec` (see docs/architecture.md) and return its tidy results."""
+    seeds, batch_size, bin_size = spec["seeds"], spec["batch_size"], spec["bin_size"]
+    if bin_size % batch_size or spec["examples"] % bin_size:
+        raise ConfigError(f"bin_size {bin_size} must be a multiple of batch_size {batch_size} and divide "
+                          f"examples {spec['examples']}")
+    device = resolve_device(spec["device"])
+    benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
+    model_spec = spec["model"]
+    model = SeedMLP(benchmark.in_features, benchmark.out_features, model_spec["width"], model_spec["depth"],
+                    model_spec["activation"], seeds).to(device)
+    learner = build_learner(spec["method"], model, seeds, spec["hparams"])
+    recorder = Recorder(seeds)
+    online_metric = ONLINE_METRIC[spec["loss"]]
+    task_length = benchmark.examples_per_task if spec.get("probe") else None
+    bin_total = torch.zeros(len(seeds), device=device)
+    diverged_at = torch.full((len(seeds),), -1, dtype=torch.long)
+
+    steps = spec["examples"] // batch_size
+    with tqdm(total=spec["examples"], unit="ex", unit_scale=True, disable=not progress, mininterval=5,
+              desc=f"{spec['experiment']}/{spec['run']} seeds {seeds[0]}-{seeds[-1]}", file=sys.stderr) as bar:
+        for step in range(steps):
+            seen = step * batch_size
+            if task_length and seen % task_length == 0:
+                probe(model, benchmark.peek(spec["probe"]["size"]), recorder, seen)
+            inputs, targets = benchmark.next_batch(batch_size)
+            output = model(inputs)
+            loss, output_grad = loss_and_output_grad(output, targets, spec["loss"])
+            if online_metric == "squared_error":
+                bin_total += loss
+            else:
+                bin_total += (output.argmax(dim=-1) == targets).float().mean(dim=1)
+            model.backward_from_output_grad(output_grad)
+            learner.optimizer.step()
+            if learner.after_step is not None:
+                learner.after_step(model.hidden)
+            if (seen + batch_size) % bin_size == 0:
+                value = bin_total / (bin_size // batch_size)
+                newly = (~torch.isfinite(value)).cpu() & (diverged_at < 0)
+                diverged_at[newly] = seen + batch_size
+                recorder.add(seen + batch_size, online_metric, torch.where(diverged_at.to(device) >= 0,
+                                                                           torch.nan, value))
+                bin_total.zero_()
+                bar.update(bin_size)
+                if bool((diverged_at >= 0).all()):
+                    break        # every seed has diverged: nothing left to learn
+    recorder.add(spec["examples"], "diverged", (diverged_at >= 0).double())
+    recorder.add(spec["examples"], "diverged_at", diverged_at.double())
+    return recorder.frame(spec)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same directory, then rename: all or nothing."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _code_version() -> str:
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        from plasticity import __version__
+        return __version__
+
+
+def provenance(spec: dict, device: torch.device, wall_seconds: float, mnist_path: str | None) -> dict:
+    import pandas
+    data_source = None
+    if mnist_path and Path(f"{mnist_path}.source.json").exists():
+        data_source = json.loads(Path(f"{mnist_path}.source.json").read_text())
+    return {"spec": spec, "code_version": _code_version(), "python": platform.python_version(),
+            "packages": {"torch": torch.__version__, "numpy": np.__version__, "pandas": pandas.__version__},
+            "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+            else platform.processor() or platform.machine(), "host": platform.node(),
+            "wall_seconds": round(wall_seconds, 3), "data_source": data_source}
+
+
+def run_job(spec: dict, out: str, mnist_path: str | None = None, checkpoint_every_s: float = 600.0) -> None:
+    """Train and write `out` (.parquet) and its provenance (.json)."""
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    frame = train(spec, mnist_path)
+    info = provenance(spec, resolve_device(spec["device"]), time.perf_counter() - start, mnist_path)
+    _atomic_write(out_path.with_suffix(".json"), lambda p: p.write_text(json.dumps(info, indent=2)))
+    _atomic_write(out_path, lambda p: frame.to_parquet(p, index=False))
