@@ -18,6 +18,12 @@ from plasticity.metrics import mean_and_sem
 GROUP_KEYS = ["paper", "experiment", "run", "method", "hparams", "x", "x_unit", "metric", "layer"]
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_atomically(out: str | Path, write: Callable[[str], None]) -> None:
     """Call `write(temporary path)` and move the file onto `out` in one step.
 
@@ -31,6 +37,7 @@ def write_atomically(out: str | Path, write: Callable[[str], None]) -> None:
     os.close(handle)
     try:
         write(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(temporary, out)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

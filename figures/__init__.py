@@ -1,0 +1,50 @@
+"""One module per paper figure, and `draw_figure`, the back end of `plasticity figure`.
+
+Each module defines EXPERIMENTS (the aggregates it needs), TITLE, draw(aggregates, scale) -> Figure and
+caption(aggregates, scale) -> str. The caption is printed under the panels, so the PDF and PNG say at which
+scale they were made and how that differs from the paper.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+import pandas as pd
+import seaborn as sns
+
+from figures import ext_data_fig2, ext_data_fig3, ext_data_fig4
+from figures._style import add_caption
+from plasticity.aggregate import read_parquets, write_atomically
+
+FIGURES: dict[str, ModuleType] = {
+    "ext_data_fig2": ext_data_fig2,
+    "ext_data_fig3": ext_data_fig3,
+    "ext_data_fig4": ext_data_fig4,
+}
+
+
+def figure_module(name: str) -> ModuleType:
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; valid: {sorted(FIGURES)}")
+    return FIGURES[name]
+
+
+def load_aggregates(inputs: list[str]) -> dict[str, pd.DataFrame]:
+    """Aggregate parquets keyed by the experiment named in their data (file names are not trusted)."""
+    frames = read_parquets(inputs)
+    return {str(name): frame.reset_index(drop=True) for name, frame in frames.groupby("experiment")}
+
+
+def draw_figure(name: str, inputs: list[str], out_pdf: str, out_png: str, scale: str) -> None:
+    """Draw figure `name` from aggregate parquets and write PDF and PNG, each atomically."""
+    module = figure_module(name)
+    aggregates = load_aggregates(inputs)
+    missing = sorted(set(module.EXPERIMENTS) - set(aggregates))
+    if missing:
+        raise ValueError(f"figure {name!r} needs experiment(s) {missing}; the inputs hold {sorted(aggregates)}")
+    needed = {experiment: aggregates[experiment] for experiment in module.EXPERIMENTS}
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
+        fig = module.draw(needed, scale)
+        add_caption(fig, module.caption(needed, scale))
+        write_atomically(out_pdf, fig.savefig)
+        write_atomically(out_png, lambda path: fig.savefig(path, dpi=150))
+

@@ -1,0 +1,213 @@
+"""Aggregation, figures and the reproduction table on synthetic tidy results in the real schema.
+
+Run ids and settings come from the real config (quick scale), so a renamed run or setting breaks these tests.
+"""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from figures import FIGURES, draw_figure
+from plasticity.aggregate import aggregate, aggregate_files
+from plasticity.config import canonical_json, expand_runs, load_protocol, resolve_experiments
+from plasticity.reproduction import NOT_REPRODUCED, NOT_RUN, REPRODUCED, write_reproduction
+
+QUICK = resolve_experiments(yaml.safe_load(open("config/config.yaml")), load_protocol("config/experiments.yaml"))
+PMNIST_METRICS = {"online_accuracy": [0], "weight_magnitude": [0], "dead_units_pct": [1, 2, 3],
+                  "effective_rank": [1, 2, 3]}
+
+
+def tidy(experiment: str, run: str, metric: str, values, x=None, layer: int = 0) -> pd.DataFrame:
+    """Rows of one run and metric: values[seed][bin] at x (default: 1000, 2000, ...)."""
+    values = np.asarray(values, dtype=float)
+    x = np.arange(1, values.shape[1] + 1) * 1000 if x is None else np.asarray(x)
+    settings = expand_runs(QUICK[experiment])[run]
+    seeds, bins = np.meshgrid(np.arange(values.shape[0]), np.arange(values.shape[1]), indexing="ij")
+    return pd.DataFrame({
+        "paper": "dohare2024", "experiment": experiment, "run": run, "method": settings["method"],
+        "hparams": canonical_json({field: settings[field] for field in ("hparams", "model", "benchmark_args")}),
+        "seed": seeds.ravel(), "x": x[bins.ravel()], "x_unit": "examples", "metric": metric, "layer": layer,
+        "value": values.ravel()})
+
+
+def synthetic_experiment(experiment: str, seeds: int = 3, bins: int = 12) -> pd.DataFrame:
+    """Every run of an experiment at quick scale, with noisy drifting curves for the metrics its figure uses."""
+    rng = np.random.default_rng(0)
+    protocol = QUICK[experiment]
+    x = np.linspace(protocol["examples"] / bins, protocol["examples"], bins).astype(int)
+    metrics = {"squared_error": [0]} if experiment == "bit_flipping" else PMNIST_METRICS
+    frames = []
+    for number, run in enumerate(expand_runs(protocol)):
+        frames.append(tidy(experiment, run, "diverged", np.zeros((seeds, bins)), x))
+        for metric, layers in metrics.items():
+            for layer in layers:
+                trend = 0.5 + 0.1 * number + 0.3 * np.linspace(0, 1, bins) * (-1) ** number
+                frames.append(tidy(experiment, run, metric, trend + 0.05 * rng.standard_normal((seeds, bins)), x,
+                                   layer))
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- aggregation ---------------------------------------------------------------------------------------------
+
+def test_aggregate_hand_numbers_and_diverged_seeds(tmp_path):
+    frame = pd.concat([tidy("bit_flipping", "cbp", "squared_error", [[1, 1], [2, math.nan], [4, 3]]),
+                       tidy("bit_flipping", "adam", "squared_error", [[5]])])
+    paths = []
+    for seed, part in frame.groupby("seed"):  # one file per seed block, as the training jobs write them
+        paths.append(tmp_path / f"seeds{seed}.parquet")
+        part.to_parquet(paths[-1])
+    out = tmp_path / "aggregate" / "bit_flipping.parquet"
+    aggregate_files([str(path) for path in paths], str(out))
+    stats = pd.read_parquet(out).set_index(["run", "x"])
+
+    first = stats.loc[("cbp", 1000)]  # 1, 2, 4: mean 7/3, std sqrt(7/3), sem sqrt(7/3)/sqrt(3) = 0.8819
+    assert first["mean"] == pytest.approx(7 / 3)
+    assert first["sem"] == pytest.approx(math.sqrt(7 / 3) / math.sqrt(3))
+    assert (first["n"], first["n_diverged"], first["seeds"]) == (3, 0, 3)
+    second = stats.loc[("cbp", 2000)]  # 1, NaN, 3: the diverged seed is counted, not averaged
+    assert (second["mean"], second["sem"]) == pytest.approx((2.0, 1.0))
+    assert (second["n"], second["n_diverged"], second["seeds"]) == (2, 1, 3)
+    assert math.isnan(stats.loc[("adam", 1000), "sem"])  # one seed: no standard error
+    assert {"paper", "experiment", "method", "hparams", "x_unit", "metric", "layer"} <= set(stats.columns)
+
+
+def test_aggregate_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.parquet"):
+        aggregate_files([str(tmp_path / "nowhere.parquet")], str(tmp_path / "out.parquet"))
+    block = tidy("bit_flipping", "cbp", "squared_error", [[1.0, 2.0]])
+    with pytest.raises(ValueError, match="duplicate"):
+        aggregate(pd.concat([block, block]))
+
+
+# --- figures -------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def aggregate_paths(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("aggregate")
+    paths = {}
+    for experiment in QUICK:
+        paths[experiment] = folder / f"{experiment}.parquet"
+        aggregate(synthetic_experiment(experiment)).to_parquet(paths[experiment])
+    return paths
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_figure_draws_pdf_and_png(name, aggregate_paths, tmp_path):
+    inputs = [str(aggregate_paths[experiment]) for experiment in FIGURES[name].EXPERIMENTS]
+    pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
+    draw_figure(name, inputs, str(pdf), str(png), scale="quick")
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 1000
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 1000
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([pdf.name, png.name])  # no temp files left
+
+
+def test_caption_states_scale_seeds_and_deviations(aggregate_paths):
+    from figures import ext_data_fig3, load_aggregates
+    aggregates = load_aggregates([str(aggregate_paths[e]) for e in ext_data_fig3.EXPERIMENTS])
+    text = ext_data_fig3.caption(aggregates, "quick")
+    assert "Scale: quick" in text and "3 seeds (paper 30)" in text
+    assert "500,000 examples per run (paper 48,000,000)" in text
+    assert "width 100 instead of 2,000" in text and "may not appear at this scale" in text
+
+
+def test_figure_errors(aggregate_paths, tmp_path):
+    with pytest.raises(ValueError, match=r"unknown figure 'fig9'; valid: \['ext_data_fig2', 'ext_data_fig3'"):
+        draw_figure("fig9", [], "a.pdf", "a.png", scale="quick")
+    with pytest.raises(ValueError, match="needs experiment"):
+        draw_figure("ext_data_fig3", [str(aggregate_paths["pmnist_width"])], str(tmp_path / "a.pdf"),
+                    str(tmp_path / "a.png"), scale="quick")
+
+
+# --- reproduction table ----------------------------------------------------------------------------------------
+
+SEEDS = 5
+RISING = np.linspace(0.6, 1.2, 10) + 0.01 * np.arange(SEEDS)[:, None]       # clear increase, tiny seed spread
+FLAT = 0.8 + 0.2 * np.random.default_rng(1).standard_normal((SEEDS, 10))   # no trend beyond the noise
+
+
+def verdicts(tmp_path, frame: pd.DataFrame, tests: list[dict], experiment="bit_flipping"):
+    """Write `frame` as one per-job file, evaluate claims with `tests`, return {claim id: row}."""
+    frame.to_parquet(tmp_path / "runs.parquet")
+    claims = [{"id": f"c{i}", "claim": "text", "paper_value": 1.0, "source": "Fig. 0", "experiment": experiment,
+               "test": test} for i, test in enumerate(tests)]
+    (tmp_path / "claims.yaml").write_text(yaml.safe_dump(claims))
+    write_reproduction([str(tmp_path / "runs.parquet")], str(tmp_path / "claims.yaml"), str(tmp_path / "r.csv"),
+                       str(tmp_path / "r.md"), scale="quick")
+    assert (tmp_path / "r.md").read_text().startswith("# Reproduction of the papers' claims (quick scale)")
+    return pd.read_csv(tmp_path / "r.csv", dtype=str).set_index("claim_id").to_dict("index")
+
+
+def test_change(tmp_path):
+    frame = pd.concat([tidy("bit_flipping", "bp-activation_relu-lr_0.01", "squared_error", RISING),
+                       tidy("bit_flipping", "cbp", "squared_error", FLAT)])
+    change = {"kind": "change", "metric": "squared_error", "from": "first"}
+    rows = verdicts(tmp_path, frame, [
+        {**change, "run": "bp-activation_relu-lr_0.01", "direction": "increase"},
+        {**change, "run": "bp-activation_relu-lr_0.01", "direction": "decrease"},
+        {**change, "run": "cbp", "direction": "increase"},
+        {**change, "run": "adam", "direction": "increase"},
+        {**change, "run": "bp-activation_relu-lr_0.01", "from": "extremum", "direction": "decrease"}])
+    assert [rows[f"c{i}"]["verdict"] for i in range(5)] == [REPRODUCED, NOT_REPRODUCED, NOT_REPRODUCED, NOT_RUN,
+                                                            NOT_REPRODUCED]
+    assert rows["c0"]["our_value"].startswith("0.62 at 1,000 examples → 1.22 at 10,000 examples; change +0.6 ± ")
+    assert rows["c0"]["n_seeds"] == "5" and rows["c0"]["scale"] == "quick"
+
+
+def test_change_from_peak_in_tasks_over_hidden_layers(tmp_path):
+    peaked = np.concatenate([np.linspace(0.90, 0.95, 4), np.linspace(0.95, 0.93, 6)]) + np.zeros((SEEDS, 1))
+    peaked[0, -1] = math.nan  # a diverged seed is left out and counted
+    x = np.arange(1, 11) * 10_000
+    frame = pd.concat([tidy("pmnist_step_size", "bp-lr_0.003", "dead_units_pct", peaked, x, layer)
+                       for layer in (1, 2, 3)])
+    rows = verdicts(tmp_path, frame, [{"kind": "change", "run": "bp-lr_0.003", "metric": "dead_units_pct",
+                                       "layer": "hidden", "from": "extremum", "direction": "decrease"}],
+                    experiment="pmnist_step_size")
+    assert rows["c0"]["verdict"] == REPRODUCED
+    assert rows["c0"]["n_seeds"] == "4 (+1 diverged)"
+    assert "at 40,000 examples (task 4) → " in rows["c0"]["our_value"]
+
+
+def test_compare_final(tmp_path):
+    frame = pd.concat([tidy("bit_flipping", "bp-activation_relu-lr_0.01", "squared_error", RISING),
+                       tidy("bit_flipping", "linear-lr_0.01", "squared_error", np.full((3, 10), 0.88))])
+    compare = {"kind": "compare_final", "run_a": "bp-activation_relu-lr_0.01", "metric": "squared_error"}
+    rows = verdicts(tmp_path, frame, [{**compare, "run_b": "linear-lr_0.01", "direction": "greater"},
+                                      {**compare, "run_b": "linear-lr_0.01", "direction": "less"},
+                                      {**compare, "run_b": "cbp", "direction": "greater"}])
+    assert [rows[f"c{i}"]["verdict"] for i in range(3)] == [REPRODUCED, NOT_REPRODUCED, NOT_RUN]
+    assert rows["c0"]["n_seeds"] == "5 vs 3"
+
+
+def test_threshold_at(tmp_path):
+    accuracy = 0.85 + 0.001 * np.arange(SEEDS)[:, None] + np.zeros((1, 50))
+    frame = tidy("pmnist_width", "bp-width_100", "online_accuracy", accuracy, np.arange(1, 51) * 10_000)
+    threshold = {"kind": "threshold_at", "run": "bp-width_100", "metric": "online_accuracy"}
+    rows = verdicts(tmp_path, frame, [{**threshold, "at": {"task": 130}, "below": 0.88},
+                                      {**threshold, "at": {"task": 30}, "below": 0.88},
+                                      {**threshold, "at": {"fraction": 1.0}, "above": 0.88},
+                                      {**threshold, "at": {"examples": 200_000}, "above": 0.8}],
+                    experiment="pmnist_width")
+    assert [rows[f"c{i}"]["verdict"] for i in range(4)] == [NOT_RUN, REPRODUCED, NOT_REPRODUCED, REPRODUCED]
+    assert "ends at 500,000 examples (task 50)" in rows["c0"]["our_value"]
+    assert rows["c1"]["our_value"].startswith("85.2% ± 0.0707% at 300,000 examples (task 30) (threshold 88%)")
+
+
+def test_bad_test_kind_names_the_valid_ones(tmp_path):
+    frame = tidy("bit_flipping", "cbp", "squared_error", FLAT)
+    with pytest.raises(ValueError, match=r"claim 'c0'.*valid: \['change', 'compare_final', 'threshold_at'\]"):
+        verdicts(tmp_path, frame, [{"kind": "slope", "run": "cbp", "metric": "squared_error"}])
+
+
+def test_claims_file_runs_on_the_real_config(tmp_path):
+    """Every claim in config/claims.yaml names real runs and gets a verdict from synthetic per-seed results."""
+    runs = pd.concat([synthetic_experiment(experiment, bins=4) for experiment in QUICK])
+    runs.to_parquet(tmp_path / "runs.parquet")
+    write_reproduction([str(tmp_path / "runs.parquet")], "config/claims.yaml", str(tmp_path / "r.csv"),
+                       str(tmp_path / "r.md"), scale="quick")
+    table = pd.read_csv(tmp_path / "r.csv")
+    claims = yaml.safe_load(open("config/claims.yaml"))
+    assert list(table["claim_id"]) == [claim["id"] for claim in claims]
+    not_run = set(table.loc[table["verdict"] == NOT_RUN, "claim_id"])
+    assert not_run == {"pmnist_narrow_network_falls_below_88"}  # task 130 is beyond the quick scale's 50 tasks
