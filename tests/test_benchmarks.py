@@ -1,0 +1,62 @@
+"""Data streams: the bit-flipping generator and online permuted MNIST."""
+import torch
+
+from plasticity.benchmarks.bit_flipping import BitFlipping
+from plasticity.benchmarks.permuted_mnist import PermutedMnist
+from plasticity.data.mnist import load_mnist
+from plasticity.seeding import generator
+
+
+def test_bit_flipping_redraws_the_flipping_bits_only_at_boundaries():
+    stream = BitFlipping([0, 1], "cpu", flip_every=100)
+    inputs, targets = stream.next_batch(1000)
+    assert inputs.shape == (2, 1000, 20) and targets.shape == (2, 1000, 1)
+    flipping = inputs[0, :, :15]
+    for start in range(0, 1000, 100):
+        assert (flipping[start:start + 100] == flipping[start]).all(), "held fixed within a segment"
+    changed = [bool((flipping[s] != flipping[s - 100]).any()) for s in range(100, 1000, 100)]
+    assert sum(changed) >= 7, "15 re-drawn bits almost always differ"
+    random_bits = inputs[0, :, 15:]
+    assert set(random_bits.unique().tolist()) == {0.0, 1.0} and 0.4 < random_bits.mean() < 0.6
+
+
+def test_bit_flipping_flip_one_changes_exactly_one_bit():
+    stream = BitFlipping([0], "cpu", flip_every=50, flip_one=True)
+    flipping = stream.next_batch(500)[0][0, :, :15]
+    for start in range(50, 500, 50):
+        assert (flipping[start] != flipping[start - 50]).sum() == 1
+
+
+def test_bit_flipping_target_is_the_ltu_network_by_hand():
+    stream = BitFlipping([0], "cpu", num_inputs=3, num_flipping_bits=2, target_width=2, beta=0.7)
+    stream.target_weight = torch.tensor([[[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]]])
+    stream.target_bias = torch.tensor([[1.0, -1.0]])
+    stream.target_out_weight = torch.tensor([[[1.0, -1.0]]])
+    stream.target_out_bias = torch.tensor([[1.0]])
+    # S_i = (m - Σw + b)/2 = [(3-1+1)/2, (3+1-1)/2] = [1.5, 1.5]; tau = 0.7·4 - 1.5 = 1.3 for both units
+    stream.threshold = 0.7 * 4 - (3 - stream.target_weight.sum(2) + stream.target_bias) / 2
+    x = torch.tensor([[[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]]])
+    # pre-activations: [1+0+1+1, -1+0+1-1] = [3, -1] -> fires [1, 0] -> y = 1·1 + 1 = 2
+    #                  [0+0+1+1, 0+0+1-1] = [2, 0]   -> fires [1, 0] -> y = 2
+    assert stream.target(x).flatten().tolist() == [2.0, 2.0]
+
+
+def test_bit_flipping_chunking_is_invisible():
+    whole = BitFlipping([5], "cpu", flip_every=300).next_batch(25_000)[0]
+    pieces = BitFlipping([5], "cpu", flip_every=300)
+    parts = [pieces.next_batch(n)[0] for n in (1, 9_999, 7, 14_993)]
+    assert torch.equal(torch.cat(parts, dim=1), whole)
+
+
+def test_permuted_mnist_tasks_are_permutations_of_shuffled_mnist(mnist_file):
+    stream = PermutedMnist([0], "cpu", examples_per_task=300, mnist_path=mnist_file)
+    probe = stream.peek(300)
+    inputs, labels = stream.next_batch(300)
+    assert torch.equal(probe, inputs), "the probe is the task's first examples"
+    images = load_mnist(mnist_file)["x_train"].reshape(60000, -1).float() / 255
+    gen = generator(0, "data")                     # the seed's data stream: per task a permutation, then an order
+    for task in range(2):
+        permutation, order = torch.randperm(784, generator=gen), torch.randperm(60000, generator=gen)
+        assert torch.equal(inputs[0], images[order[:300]][:, permutation])
+        inputs, labels = stream.next_batch(300)
+    assert inputs.min() >= 0 and inputs.max() <= 1 and labels.dtype == torch.long
