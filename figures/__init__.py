@@ -13,7 +13,8 @@ import seaborn as sns
 
 from figures import ext_data_fig2, ext_data_fig3, ext_data_fig4
 from figures._style import add_caption
-from plasticity.aggregate import read_parquets, write_atomically
+from plasticity.aggregate import read_parquets
+from plasticity.io import write_atomically
 
 FIGURES: dict[str, ModuleType] = {
     "ext_data_fig2": ext_data_fig2,

@@ -39,7 +39,7 @@ def load_protocol(path: str | Path) -> dict:
 def resolve_experiments(config: dict, protocol: dict) -> dict[str, dict]:
     """The experiments the scale selects, with that scale's overrides applied."""
     overrides = (config.get("overrides") or {}).get(config["scale"], {}) or {}
-    unknown = sorted(set(config["experiments"]) | set(overrides) - set(protocol))
+    unknown = sorted((set(config["experiments"]) | set(overrides)) - set(protocol))
     if unknown:
         raise ConfigError(f"unknown experiment(s) {unknown}; valid: {sorted(protocol)}")
     return {name: deep_merge(protocol[name], overrides.get(name, {})) for name in config["experiments"]}

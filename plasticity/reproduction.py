@@ -25,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from plasticity.aggregate import read_parquets, write_atomically
+from plasticity.aggregate import read_parquets
+from plasticity.io import write_atomically
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run at this scale"
 MARGIN_SEMS = 2.0

@@ -9,7 +9,6 @@ atomically, so a killed job never leaves a result that looks complete.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from tqdm import tqdm
 from plasticity import metrics
 from plasticity.benchmarks import build_benchmark
 from plasticity.config import ConfigError, canonical_json
+from plasticity.io import write_atomically
 from plasticity.methods import build_learner
 from plasticity.nets import SeedMLP, loss_and_output_grad
 
@@ -133,16 +133,6 @@ def train(spec: dict, mnist_path: str | None = None, progress: bool = True) -> p
     return recorder.frame(spec)
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, then rename: all or nothing."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _code_version() -> str:
     try:
         return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
@@ -171,5 +161,5 @@ def run_job(spec: dict, out: str, mnist_path: str | None = None, checkpoint_ever
     start = time.perf_counter()
     frame = train(spec, mnist_path)
     info = provenance(spec, resolve_device(spec["device"]), time.perf_counter() - start, mnist_path)
-    _atomic_write(out_path.with_suffix(".json"), lambda p: p.write_text(json.dumps(info, indent=2)))
-    _atomic_write(out_path, lambda p: frame.to_parquet(p, index=False))
+    write_atomically(out_path.with_suffix(".json"), lambda p: Path(p).write_text(json.dumps(info, indent=2)))
+    write_atomically(out_path, lambda p: frame.to_parquet(p, index=False))

@@ -5,6 +5,8 @@ import json
 import struct
 import types
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -192,8 +194,8 @@ def test_atomic_write_leaves_only_the_outputs(tmp_path, cached_hub):
 
 
 def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch, cached_hub):
-    def disk_full(f, **arrays):
-        f.write(b"partial")
+    def disk_full(path, **arrays):
+        Path(path).write_bytes(b"partial")
         raise OSError("No space left on device")
 
     monkeypatch.setattr(np, "savez", disk_full)

