@@ -60,7 +60,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mnist", default="resources/mnist.npz", help="materialised MNIST (made if missing)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the measured steps (longer = steadier)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for both loops (1 = what each Snakemake training job uses by default)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     try:
         open(args.mnist).close()
     except FileNotFoundError:

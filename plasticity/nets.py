@@ -99,19 +99,38 @@ class SeedMLP(nn.Module):
             self._pre.append(z)
             self.hidden.append(x)
 
+    def _deltas(self, grad_output: torch.Tensor):
+        """Yield (layer index, d(loss)/d(layer output)) from the last layer down. The delta of the layer below
+        is computed before each yield, so the caller may update the yielded layer's weights in place."""
+        delta = grad_output
+        for index in range(len(self._weights) - 1, -1, -1):
+            below = None
+            if index > 0:
+                below = torch.bmm(delta, self._weights[index]) * self.act_derivative(self._pre[index - 1],
+                                                                                     self.hidden[index - 1])
+            yield index, delta
+            delta = below
+
     @torch.no_grad()
     def backward_from_output_grad(self, grad_output: torch.Tensor) -> None:
         """Backpropagate d(loss)/d(output) (S, B, out) from the last forward into every parameter's `.grad`
         (overwritten, not accumulated: no `zero_grad` needed)."""
-        delta = grad_output
-        for index in range(len(self._weights) - 1, -1, -1):
+        for index, delta in self._deltas(grad_output):
             weight, bias = self._weights[index], self._biases[index]
             if weight.grad is None:
                 weight.grad, bias.grad = torch.empty_like(weight), torch.empty_like(bias)
             torch.bmm(delta.transpose(1, 2), self._inputs[index], out=weight.grad)
             torch.sum(delta, dim=1, out=bias.grad)
-            if index > 0:
-                delta = torch.bmm(delta, weight) * self.act_derivative(self._pre[index - 1], self.hidden[index - 1])
+
+    @torch.no_grad()
+    def sgd_step_from_output_grad(self, grad_output: torch.Tensor, lr: float, weight_decay: float = 0.0) -> None:
+        """Backward pass fused with torch.optim.SGD's update (no momentum): p <- (1 - lr·wd)·p - lr·grad, applied
+        by one in-place batched matmul per layer instead of writing and re-reading gradient buffers — the
+        memory traffic that dominates a wide net at batch 1."""
+        keep = 1.0 - lr * weight_decay
+        for index, delta in self._deltas(grad_output):
+            self._weights[index].baddbmm_(delta.transpose(1, 2), self._inputs[index], beta=keep, alpha=-lr)
+            self._biases[index].mul_(keep).add_(delta.sum(dim=1), alpha=-lr)
 
 
 LOSSES = ("mse", "cross_entropy")

@@ -32,6 +32,17 @@ RANKS = {"effective_rank": metrics.effective_rank, "stable_rank": metrics.stable
          "stable_rank_norm": metrics.stable_rank_norm_ratio, "approximate_rank": metrics.approximate_rank}
 
 
+def plain_sgd_hyperparameters(optimizer: torch.optim.Optimizer) -> tuple[float, float] | None:
+    """(lr, weight_decay) if `optimizer` is exactly torch.optim.SGD without momentum, whose step the engine then
+    fuses with the backward pass (`SeedMLP.sgd_step_from_output_grad`); None for any other optimizer."""
+    if type(optimizer) is not torch.optim.SGD or len(optimizer.param_groups) != 1:
+        return None
+    group = optimizer.param_groups[0]
+    if group["momentum"] or group["nesterov"] or group["maximize"]:
+        return None
+    return group["lr"], group["weight_decay"]
+
+
 def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but no CUDA GPU is visible; use device: auto or cpu")
@@ -94,6 +105,7 @@ def train(spec: dict, mnist_path: str | None = None, progress: bool = True) -> p
     model = SeedMLP(benchmark.in_features, benchmark.out_features, model_spec["width"], model_spec["depth"],
                     model_spec["activation"], seeds).to(device)
     learner = build_learner(spec["method"], model, seeds, spec["hparams"])
+    fused_sgd = plain_sgd_hyperparameters(learner.optimizer)
     recorder = Recorder(seeds)
     online_metric = ONLINE_METRIC[spec["loss"]]
     task_length = benchmark.examples_per_task if spec.get("probe") else None
@@ -114,8 +126,11 @@ def train(spec: dict, mnist_path: str | None = None, progress: bool = True) -> p
                 bin_total += loss
             else:
                 bin_total += (output.argmax(dim=-1) == targets).float().mean(dim=1)
-            model.backward_from_output_grad(output_grad)
-            learner.optimizer.step()
+            if fused_sgd:
+                model.sgd_step_from_output_grad(output_grad, *fused_sgd)
+            else:
+                model.backward_from_output_grad(output_grad)
+                learner.optimizer.step()
             if learner.after_step is not None:
                 learner.after_step(model.hidden)
             if (seen + batch_size) % bin_size == 0:

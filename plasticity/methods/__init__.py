@@ -18,9 +18,11 @@ from plasticity.config import ConfigError
 
 @dataclass
 class Learner:
+    """optimizer: steps the parameters; after_step(hidden features): runs after every optimizer step;
+    state: an object with state_dict()/load_state_dict() holding the method's own state (for checkpoints)."""
     optimizer: torch.optim.Optimizer
     after_step: Callable[[list[torch.Tensor]], None] | None = None
-    state: Callable[[], dict] | None = None
+    state: object | None = None
 
 
 METHODS: dict[str, Callable[..., Learner]] = {}

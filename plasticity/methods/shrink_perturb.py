@@ -9,26 +9,32 @@ from plasticity.seeding import ChunkedStream, generators
 NOISE_CHUNK_ELEMENTS = 1 << 20  # per-seed noise drawn this many elements at a time (fixed: block invariance)
 
 
-class ShrinkPerturb(torch.optim.SGD):
-    """SGD + weight decay, then w += N(0, noise_std²); noise from per-seed streams (parameters carry a leading
-    seed dimension, one generator per seed)."""
+class Perturbation:
+    """Adds N(0, noise_std²) to every parameter, from per-seed streams (parameters carry a leading seed dim).
 
-    def __init__(self, params, lr: float, weight_decay: float, noise_std: float, gens: list[torch.Generator]):
-        params = list(params)
-        super().__init__(params, lr=lr, weight_decay=weight_decay)
+    Call it after each optimizer step; with `torch.optim.SGD(weight_decay=wd)` that is Shrink and Perturb."""
+
+    def __init__(self, params, noise_std: float, gens: list[torch.Generator]):
         self.noise_std = noise_std
-        self.noise = {p: ChunkedStream(gens, p.shape[1:], chunk=max(1, NOISE_CHUNK_ELEMENTS // p[0].numel()),
-                                       device=p.device)
-                      for p in params}
+        self.noise = {param: ChunkedStream(gens, param.shape[1:], device=param.device,
+                                           chunk=max(1, NOISE_CHUNK_ELEMENTS // param[0].numel()))
+                      for param in params}
 
     @torch.no_grad()
-    def step(self, closure=None):
-        loss = super().step(closure)
+    def __call__(self, hidden=None) -> None:
         for param, stream in self.noise.items():
             param.add_(stream.next(), alpha=self.noise_std)
-        return loss
+
+    def state_dict(self) -> dict:
+        return {"noise": [stream.state_dict() for stream in self.noise.values()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for stream, saved in zip(self.noise.values(), state["noise"]):
+            stream.load_state_dict(saved)
 
 
 @register("shrink_perturb")
 def build(model, seeds, lr: float, weight_decay: float, noise_std: float) -> Learner:
-    return Learner(ShrinkPerturb(model.parameters(), lr, weight_decay, noise_std, generators(seeds, "perturb")))
+    perturbation = Perturbation(list(model.parameters()), noise_std, generators(seeds, "perturb"))
+    return Learner(torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay),
+                   after_step=perturbation, state=perturbation)
