@@ -7,7 +7,7 @@ import torch
 from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol
 from plasticity.methods import build_learner
 from plasticity.nets import ACTIVATIONS, SeedMLP, loss_and_output_grad
-from plasticity.train import train
+from plasticity.train import plain_sgd_hyperparameters, train
 
 PROTOCOL = load_protocol("config/experiments.yaml")
 
@@ -108,3 +108,20 @@ def test_unknown_benchmark_is_a_clear_error():
     spec["benchmark"] = "bit_flopping"
     with pytest.raises(ConfigError, match=r"unknown benchmark 'bit_flopping'; valid: \['bit_flipping'"):
         train(spec, progress=False)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_fused_sgd_step_equals_torch_sgd(weight_decay):
+    torch.manual_seed(1)
+    fused = SeedMLP(6, 3, width=5, depth=2, activation_name="tanh", seeds=[0, 1]).double()
+    reference = SeedMLP(6, 3, width=5, depth=2, activation_name="tanh", seeds=[0, 1]).double()
+    inputs, targets = torch.randn(2, 4, 6, dtype=torch.double), torch.randint(0, 3, (2, 4))
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.1, weight_decay=weight_decay)
+    assert plain_sgd_hyperparameters(optimizer) == (0.1, weight_decay)
+    assert plain_sgd_hyperparameters(torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)) is None
+    reference.backward_from_output_grad(loss_and_output_grad(reference(inputs), targets, "cross_entropy")[1])
+    optimizer.step()
+    fused.sgd_step_from_output_grad(loss_and_output_grad(fused(inputs), targets, "cross_entropy")[1], 0.1,
+                                    weight_decay)
+    for mine, theirs in zip(fused.parameters(), reference.parameters()):
+        torch.testing.assert_close(mine, theirs)
