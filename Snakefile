@@ -1,0 +1,33 @@
+# plasticity: continual-learning papers reproduced, from the papers' protocols to figures and a reproduction table.
+#
+#   snakemake --cores all                                   # default (quick) scale: config/config.yaml
+#   snakemake --cores all --configfile config/paper.yaml    # the papers' protocols
+#   snakemake --cores all results/figures/ext_data_fig2.pdf # one figure and what it needs
+#   snakemake --report report.html                          # browsable report of figures and the table
+#
+# See README.md and docs/architecture.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        expand("results/figures/{figure}.{ext}", figure=selected_figures(), ext=["pdf", "png"]),
+        "results/reproduction.csv",
+        "results/reproduction.md",
+    default_target: True

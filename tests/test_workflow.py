@@ -1,0 +1,269 @@
+"""The Snakemake workflow end to end: the smoke DAG, caching, targeted reruns and bad-input errors.
+
+The workflow files (and plasticity/, whose sources are inputs of the training jobs) are copied into a temporary
+directory and real `snakemake` runs there. One full run of the smoke scale is shared by the module; the tests
+after it only dry-run (`-n`) against it, after changing the copied config or sources and putting them back.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from figures import FIGURES
+from plasticity.config import block_label, expand_runs, load_protocol, resolve_experiments, seed_blocks
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = ["Snakefile", "workflow", "config", "envs", "plasticity", "profiles"]  # envs: recorded in job metadata
+SMOKE = "config/smoke.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake (this interpreter's) in `workdir`; the jobs find `plasticity` beside it on PATH."""
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    result = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
+                            capture_output=True, text=True)
+    if check and result.returncode != 0:
+        logs = "\n".join(f"--- {log}\n{log.read_text()[-2000:]}" for log in sorted(workdir.glob("logs/**/*.log")))
+        pytest.fail(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-6000:]}\n"
+                    f"{result.stderr[-6000:]}\n{logs[-8000:]}")
+    return result
+
+
+def dry_run(workdir: Path, *args: str) -> list[tuple[str, list[str]]]:
+    """The jobs of `snakemake -n` as (rule, outputs), checked against the dry run's own job-count table."""
+    output = snakemake(workdir, *args, "-n", "--cores", "2", "--configfile", SMOKE).stdout
+    jobs = []
+    for line in output.splitlines():
+        rule = re.match(r"^(?:local)?rule (\w+):$", line)
+        if rule:
+            jobs.append((rule.group(1), []))
+            continue
+        outputs = re.match(r"^\s+output: (.*)$", line)
+        if outputs and jobs:
+            jobs[-1][1].extend(path.strip() for path in outputs.group(1).split(","))
+    if "Nothing to be done" in output:
+        assert not jobs, output
+        return jobs
+    total = re.search(r"^total\s+(\d+)$", output, re.MULTILINE)
+    assert total, output
+    assert len(jobs) == int(total.group(1)), output
+    return jobs
+
+
+def train_outputs(jobs) -> set[str]:
+    return {path for rule, outputs in jobs if rule == "train" for path in outputs if path.endswith(".parquet")}
+
+
+def outputs_of(jobs, rule: str) -> set[str]:
+    return {path for name, outputs in jobs if name == rule for path in outputs}
+
+
+def smoke_jobs(workdir: Path) -> dict[tuple[str, str, str], str]:
+    """{(experiment, run, block): method} of the copied smoke config, as plasticity.config expands it."""
+    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    scale = yaml.safe_load((workdir / SMOKE).read_text())
+    overrides = {**(config.get("overrides") or {}), **(scale.get("overrides") or {})}
+    config = {**config, **scale, "overrides": overrides}
+    experiments = resolve_experiments(config, load_protocol(workdir / "config/experiments.yaml"))
+    return {(name, run_id, block_label(seeds)): run["method"]
+            for name, experiment in experiments.items()
+            for run_id, run in expand_runs(experiment).items()
+            for seeds in seed_blocks(experiment["seeds"], config["seeds_per_job"])}
+
+
+def downstream(experiments: set[str]) -> tuple[set[str], set[str]]:
+    """The aggregate and figure outputs that depend on these experiments."""
+    aggregates = {f"results/aggregate/{name}.parquet" for name in experiments}
+    figures = {f"results/figures/{figure}.{ext}" for figure, module in FIGURES.items()
+               if set(module.EXPERIMENTS) & experiments for ext in ("pdf", "png")}
+    return aggregates, figures
+
+
+def assert_reruns_exactly(jobs, train_keys: set[tuple[str, str, str]]):
+    """Exactly these training jobs plus what depends on them: their aggregates, figures, the table, `all`."""
+    assert train_outputs(jobs) == {f"results/runs/{e}/{r}/seeds{b}.parquet" for e, r, b in train_keys}
+    aggregates, figures = downstream({key[0] for key in train_keys})
+    assert outputs_of(jobs, "aggregate") == aggregates
+    assert outputs_of(jobs, "figure") == figures
+    assert outputs_of(jobs, "reproduction") == {"results/reproduction.csv", "results/reproduction.md"}
+    assert {rule for rule, _ in jobs} <= {"train", "aggregate", "figure", "reproduction", "all"}
+
+
+class edited:
+    """Context manager: rewrite a copied file, and put the original bytes back afterwards."""
+
+    def __init__(self, path: Path, edit):
+        self.path, self.edit = path, edit
+
+    def __enter__(self):
+        self.original = self.path.read_bytes()
+        self.path.write_text(self.edit(self.path.read_text()))
+        return self.path
+
+    def __exit__(self, *exc):
+        self.path.write_bytes(self.original)
+
+
+def edit_smoke(change):
+    """An edit of the copied smoke scale: `change(overrides of the smoke scale, whole config)`."""
+    def edit(text):
+        config = yaml.safe_load(text)
+        change(config["overrides"]["smoke"], config)
+        return yaml.safe_dump(config, sort_keys=False)
+    return edit
+
+
+@pytest.fixture(scope="module")
+def workflow_copy(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    for name in COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, workdir / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, workdir / name)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def smoke_run(workflow_copy) -> Path:
+    """The whole smoke DAG, run once for the module."""
+    snakemake(workflow_copy, "--cores", "2", "--configfile", SMOKE)
+    return workflow_copy
+
+
+def test_smoke_dag_produces_every_figure_and_the_table(smoke_run):
+    for figure in FIGURES:
+        for ext in ("pdf", "png"):
+            path = smoke_run / f"results/figures/{figure}.{ext}"
+            assert path.stat().st_size > 0, path
+    table = (smoke_run / "results/reproduction.md").read_text()
+    assert "smoke" in table
+    assert (smoke_run / "results/reproduction.csv").stat().st_size > 0
+    for experiment, run, block in smoke_jobs(smoke_run):
+        stem = smoke_run / f"results/runs/{experiment}/{run}/seeds{block}"
+        assert stem.with_suffix(".parquet").exists() and stem.with_suffix(".json").exists()
+        assert (smoke_run / f"logs/train/{experiment}/{run}/seeds{block}.log").exists()
+
+
+def test_second_run_has_nothing_to_do(smoke_run):
+    assert dry_run(smoke_run) == []
+
+
+def test_touching_a_source_without_changing_it_reruns_nothing(smoke_run):
+    os.utime(smoke_run / "plasticity/methods/cbp.py")
+    assert dry_run(smoke_run) == []
+
+
+def test_changed_hyperparameter_reruns_only_that_methods_jobs(smoke_run):
+    def set_replacement_rate(overrides, config):
+        overrides["bit_flipping"]["runs"] = {"cbp": {"hparams": {"replacement_rate": 0.001}}}
+
+    before = smoke_jobs(smoke_run)
+    with edited(smoke_run / SMOKE, edit_smoke(set_replacement_rate)):
+        jobs = dry_run(smoke_run)
+    expected = {key for key, method in before.items() if method == "cbp" and key[0] == "bit_flipping"}
+    assert expected
+    assert_reruns_exactly(jobs, expected)
+
+
+def test_edited_method_source_reruns_only_that_methods_jobs(smoke_run):
+    with edited(smoke_run / "plasticity/methods/cbp.py", lambda text: text + "\n# an edit\n"):
+        jobs = dry_run(smoke_run)
+    expected = {key for key, method in smoke_jobs(smoke_run).items() if method == "cbp"}
+    assert {key[0] for key in expected} == {"bit_flipping", "pmnist_methods"}
+    assert_reruns_exactly(jobs, expected)
+
+
+def test_edited_shared_engine_source_reruns_every_training_job(smoke_run):
+    with edited(smoke_run / "plasticity/train.py", lambda text: text + "\n# an edit\n"):
+        jobs = dry_run(smoke_run)
+    assert_reruns_exactly(jobs, set(smoke_jobs(smoke_run)))
+
+
+def test_more_seeds_add_jobs_and_rerun_none(smoke_run):
+    def more_seeds(overrides, config):
+        overrides["pmnist_methods"]["seeds"] = 4  # smoke: 2 seeds per job, so one new block per run
+
+    before = set(smoke_jobs(smoke_run))
+    with edited(smoke_run / SMOKE, edit_smoke(more_seeds)):
+        jobs = dry_run(smoke_run)
+        after = set(smoke_jobs(smoke_run))
+    added = after - before
+    assert added and all(block == "2-3" for _, _, block in added)
+    assert_reruns_exactly(jobs, added)
+    assert not any((smoke_run / path).exists() for path in train_outputs(jobs))
+
+
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml"])
+def test_other_scales_dry_run(workflow_copy, configfile):
+    result = snakemake(workflow_copy, "-n", "--cores", "2", "--configfile", configfile)
+    assert "train" in result.stdout and "reproduction" in result.stdout
+
+
+def test_one_figure_target(workflow_copy):
+    result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/ext_data_fig2.pdf")
+    ran = set(re.findall(r"^(?:local)?rule (\w+):$", result.stdout, re.MULTILINE))
+    assert ran <= {"train", "aggregate", "figure"} and "figure" in ran
+    assert "pmnist" not in result.stdout
+
+
+BAD_CONFIGS = {
+    "unknown method": (lambda o, c: o["pmnist_methods"].update(runs={"bp": {"method": "sgd_typo"}}),
+                       ["'sgd_typo'", "'pmnist_methods'", "cbp"]),
+    "unknown experiment": (lambda o, c: c.update(experiments=["bit_flipping", "nonexistent_experiment"]),
+                           ["'nonexistent_experiment'", "bit_flipping"]),
+    "unknown override": (lambda o, c: o.update(bit_flipp={"seeds": 1}), ["'bit_flipp'"]),
+    "schema: seeds_per_job 0": (lambda o, c: c.update(seeds_per_job=0), ["seeds_per_job", "0", "minimum"]),
+    "schema: width 0": (lambda o, c: o["bit_flipping"].update(model={"width": 0}),
+                        ["'bit_flipping'", "model.width", "minimum"]),
+    "unknown benchmark": (lambda o, c: o["bit_flipping"].update(benchmark="bit_flopping"),
+                          ["'bit_flopping'", "permuted_mnist"]),
+}
+
+
+def assert_one_clear_message(result, words):
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and 'File "' not in output, output
+    errors = [line for line in output.splitlines() if line.startswith("Configuration error:")]
+    assert len(errors) == 1, output
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_stops_with_one_clear_message(workflow_copy, case):
+    change, words = BAD_CONFIGS[case]
+    name = re.sub(r"\W+", "_", case)
+    bad = workflow_copy / f"config/bad_{name}.yaml"
+    bad.write_text(edit_smoke(change)((workflow_copy / SMOKE).read_text()))
+    try:
+        result = snakemake(workflow_copy, "-n", "--cores", "1", "--configfile", str(bad), check=False)
+    finally:
+        bad.unlink()
+    assert_one_clear_message(result, words)
+
+
+@pytest.mark.parametrize("target, words", [
+    ("results/figures/no_such_figure.pdf", ["'no_such_figure'", "ext_data_fig2"]),
+    ("results/runs/bit_flipping/no_such_run/seeds0-1.parquet", ["'no_such_run'", "cbp"]),
+    ("results/runs/bit_flipping/cbp/seeds0-5.parquet", ["'0-5'", "0-1"]),
+])
+def test_bad_target_stops_with_one_clear_message(workflow_copy, target, words):
+    result = snakemake(workflow_copy, target, "-n", "--cores", "1", "--configfile", SMOKE, check=False)
+    assert_one_clear_message(result, words)
+
+
+def test_lint_is_clean(workflow_copy):
+    result = snakemake(workflow_copy, "--lint")
+    assert "Congratulations" in result.stdout + result.stderr

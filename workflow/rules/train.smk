@@ -1,0 +1,23 @@
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        parquet="results/runs/{experiment}/{run}/seeds{block}.parquet",
+        provenance="results/runs/{experiment}/{run}/seeds{block}.json",
+    params:
+        spec=train_spec,
+        mnist=train_mnist_flag,
+    log:
+        "logs/train/{experiment}/{run}/seeds{block}.log",
+    wildcard_constraints:
+        block=r"\d+-\d+",
+    threads: 1
+    resources:
+        runtime=train_runtime,
+        mem_mb=train_mem_mb,
+        gpu=TRAIN_GPUS,
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} plasticity train --spec {params.spec:q} --out {output.parquet} {params.mnist}"
+        " > {log} 2>&1"
