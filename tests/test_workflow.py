@@ -226,6 +226,11 @@ BAD_CONFIGS = {
     "schema: seeds_per_job 0": (lambda o, c: c.update(seeds_per_job=0), ["seeds_per_job", "0", "minimum"]),
     "schema: width 0": (lambda o, c: o["bit_flipping"].update(model={"width": 0}),
                         ["'bit_flipping'", "model.width", "minimum"]),
+    "unknown hyperparameter": (
+        lambda o, c: o["bit_flipping"].update(runs={"cbp": {"hparams": {"replacment_rate": 0.1}}}),
+        ["'replacment_rate'", "'cbp'", "replacement_rate"]),
+    "unknown benchmark argument": (lambda o, c: o["bit_flipping"].update(benchmark_args={"num_inputz": 3}),
+                                   ["'num_inputz'", "'bit_flipping'", "num_inputs"]),
     "unknown benchmark": (lambda o, c: o["bit_flipping"].update(benchmark="bit_flopping"),
                           ["'bit_flopping'", "permuted_mnist"]),
 }

@@ -5,6 +5,8 @@ rule aggregate:
         "results/aggregate/{experiment}.parquet",
     log:
         "logs/aggregate/{experiment}.log",
+    wildcard_constraints:
+        experiment=r"[^/]+",
     conda:
         "../../envs/analysis.yaml"
     shell:

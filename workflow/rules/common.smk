@@ -10,6 +10,8 @@ import os
 import shlex
 import sys
 
+import yaml
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -23,6 +25,9 @@ from plasticity.config import (
     resolve_experiments,
     seed_blocks,
 )
+from plasticity.benchmarks import BENCHMARKS
+from plasticity.methods import METHODS
+from figures import FIGURES
 
 
 PROTOCOL_FILE = "config/experiments.yaml"
@@ -61,13 +66,34 @@ def _schema_message(error, where):
     return f"{where}: {path}: {cause.message}" if path else f"{where}: {cause.message}"
 
 
+def _check_arguments(what, function, given, supplied, where):
+    """Names in `given` that `function` (a method builder, or a benchmark class) does not take, and the ones it
+    needs that are missing, stop the workflow before any job runs."""
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [p for p in parameters if p not in supplied]
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        config_error(f"unknown {what} {unknown} in {where}; valid: {', '.join(accepted)}")
+    missing = [p for p in accepted if parameters[p].default is inspect.Parameter.empty and p not in given
+               and parameters[p].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+    if missing:
+        config_error(f"missing {what} {missing} in {where}")
+
+
 def _validated_experiments():
     try:
         validate(config, "../schemas/config.schema.yaml")
     except WorkflowError as error:
         config_error(_schema_message(error, "config"))
 
-    protocol = load_protocol(PROTOCOL_FILE)
+    try:
+        protocol = load_protocol(PROTOCOL_FILE)
+    except yaml.YAMLError as error:
+        config_error(f"{PROTOCOL_FILE} is not valid YAML: {' '.join(str(error).split())}")
+    if not isinstance(protocol, dict):
+        config_error(f"{PROTOCOL_FILE} must map experiment names to experiments")
     overrides = (config.get("overrides") or {}).get(config["scale"]) or {}
     for name in list(config["experiments"]) + list(overrides):
         if name not in protocol:
@@ -91,9 +117,15 @@ def _validated_experiments():
                 config_error(f"unknown method {run['method']!r} in run {group!r} of experiment {name!r}; "
                              f"valid: {', '.join(sorted(METHODS))}")
         try:
-            expand_runs(experiment)
+            runs = expand_runs(experiment)
         except ConfigError as error:
             config_error(f"experiment {name!r}: {error}")
+        for run_id, run in runs.items():
+            _check_arguments(f"hyperparameter(s) of method {run['method']!r}", METHODS[run["method"]],
+                             run["hparams"], ("model", "seeds"), f"run {run_id!r} of experiment {name!r}")
+            _check_arguments(f"argument(s) of benchmark {experiment['benchmark']!r}",
+                             BENCHMARKS[experiment["benchmark"]], run["benchmark_args"],
+                             ("self", "seeds", "device", "mnist_path"), f"run {run_id!r} of experiment {name!r}")
 
     for figure, mod in FIGURES.items():
         unknown = [name for name in mod.EXPERIMENTS if name not in protocol]
@@ -102,11 +134,6 @@ def _validated_experiments():
                          f"valid: {', '.join(sorted(protocol))}")
     return protocol, experiments
 
-
-# The registries are imported after the helpers above so an import error in the library shows its own traceback.
-from plasticity.benchmarks import BENCHMARKS
-from plasticity.methods import METHODS
-from figures import FIGURES
 
 PROTOCOL, EXPERIMENTS = _validated_experiments()
 SCALE = config["scale"]

@@ -1,6 +1,7 @@
 rule mnist:
     output:
-        MNIST_FILE,
+        npz=MNIST_FILE,
+        provenance=f"{MNIST_FILE}.source.json",
     params:
         source=mnist_source_flag(),
     log:
@@ -8,4 +9,4 @@ rule mnist:
     conda:
         "../../envs/data.yaml"
     shell:
-        "plasticity data mnist --out {output} {params.source} > {log} 2>&1"
+        "plasticity data mnist --out {output.npz} {params.source} > {log} 2>&1"

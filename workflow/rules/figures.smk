@@ -16,6 +16,8 @@ rule figure:
         description=figure_description,
     log:
         "logs/figures/{figure}.log",
+    wildcard_constraints:
+        figure=r"[^/]+",
     conda:
         "../../envs/analysis.yaml"
     shell:

@@ -10,6 +10,8 @@ rule train:
     log:
         "logs/train/{experiment}/{run}/seeds{block}.log",
     wildcard_constraints:
+        experiment=r"[^/]+",
+        run=r"[^/]+",
         block=r"\d+-\d+",
     threads: 1
     resources:
