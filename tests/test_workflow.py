@@ -155,6 +155,17 @@ def test_smoke_dag_produces_every_figure_and_the_table(smoke_run):
         assert (smoke_run / f"logs/train/{experiment}/{run}/seeds{block}.log").exists()
 
 
+def test_report_has_figures_with_captions_and_the_table(smoke_run):
+    snakemake(smoke_run, "--configfile", SMOKE, "--report", "report.html")
+    report = (smoke_run / "report.html").read_text()
+    for figure in FIGURES:
+        assert f"{figure}.png" in report
+    assert "reproduction.md" in report
+    assert "Scale <strong>smoke</strong>" in report  # the figure caption, rendered with the run's config
+    assert "seeds per run (paper: 100)" in report     # bit_flipping: 3 seeds at smoke scale, 100 in the paper
+    assert "This report was built at scale <strong>smoke</strong>" in report
+
+
 def test_second_run_has_nothing_to_do(smoke_run):
     assert dry_run(smoke_run) == []
 
