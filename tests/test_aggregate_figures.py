@@ -108,7 +108,7 @@ def test_caption_states_scale_seeds_and_deviations(aggregate_paths):
     aggregates = load_aggregates([str(aggregate_paths[e]) for e in ext_data_fig3.EXPERIMENTS])
     text = ext_data_fig3.caption(aggregates, "quick")
     assert "Scale: quick" in text and "3 seeds (paper 30)" in text
-    assert "500,000 examples per run (paper 48,000,000)" in text
+    assert f"{QUICK['pmnist_step_size']['examples']:,} examples per run (paper 48,000,000)" in text
     assert "width 100 instead of 2,000" in text and "may not appear at this scale" in text
 
 

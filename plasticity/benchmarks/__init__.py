@@ -7,6 +7,9 @@ seed's stream depends on its seed alone.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import torch
 
 from plasticity.config import ConfigError
@@ -70,4 +73,6 @@ def build_benchmark(name: str, args: dict, seeds: list[int], device: torch.devic
         raise ConfigError(f"benchmark {name!r}: bad arguments {sorted(args)}: {error}") from None
 
 
-from plasticity.benchmarks import bit_flipping, permuted_mnist  # noqa: E402,F401  (registration)
+# Register every module of this package: adding a file needs no edit here (so no rerun of other jobs).
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

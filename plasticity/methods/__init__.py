@@ -3,9 +3,13 @@
 A method turns a model into a `Learner`: a `torch.optim.Optimizer` over the model's parameters and, for methods
 that act between steps (CBP's generate-and-test), an `after_step(hidden_features)` hook. Add a method by writing
 `plasticity/methods/<name>.py` with a function decorated `@register("<name>")` taking
-`(model, seeds, **hyperparameters)`, importing it below, and naming it in a run of `config/experiments.yaml`.
+`(model, seeds, **hyperparameters)` and naming it in a run of `config/experiments.yaml` (modules here are
+imported automatically).
 """
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 import inspect
 from dataclasses import dataclass
@@ -46,4 +50,6 @@ def build_learner(name: str, model: torch.nn.Module, seeds: list[int], hparams: 
     return METHODS[name](model, seeds, **hparams)
 
 
-from plasticity.methods import adam, bp, cbp, l2, shrink_perturb  # noqa: E402,F401  (registration)
+# Register every module of this package: adding a file needs no edit here (so no rerun of other jobs).
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
