@@ -130,7 +130,9 @@ class SeedMLP(nn.Module):
         keep = 1.0 - lr * weight_decay
         for index, delta in self._deltas(grad_output):
             self._weights[index].baddbmm_(delta.transpose(1, 2), self._inputs[index], beta=keep, alpha=-lr)
-            self._biases[index].mul_(keep).add_(delta.sum(dim=1), alpha=-lr)
+            if weight_decay:
+                self._biases[index].mul_(keep)
+            self._biases[index].add_(delta.sum(dim=1), alpha=-lr)
 
 
 LOSSES = ("mse", "cross_entropy")
