@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from plasticity.methods.adam import Adam
+from plasticity.methods.adam import ResettableAdam
 from plasticity.methods.cbp import ContinualBackprop
 
 W_IN = [[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]]     # 3 hidden units, 2 inputs
@@ -98,7 +98,7 @@ def test_probabilistic_replacement_uses_the_coin():
 
 def test_adam_state_of_replaced_unit_is_reset():
     net = tiny_net()
-    adam = Adam(net.parameters(), lr=0.01)
+    adam = ResettableAdam(net.parameters(), lr=0.01)
     net(torch.randn(4, 2)).sum().backward()
     adam.step()
     adam.step()
@@ -119,3 +119,18 @@ def test_forward_hooks_capture_features_for_plain_sequential():
     cbp.step()
     hidden = torch.relu(x @ torch.tensor(W_IN).T + torch.tensor([0.1, 0.2, 0.3]))
     torch.testing.assert_close(cbp.mean_activation[0], 0.5 * hidden.mean(0, keepdim=True))
+
+
+def test_resettable_adam_matches_torch_adam_until_a_reset():
+    torch.manual_seed(0)
+    ours, theirs = tiny_net(), tiny_net()
+    mine = ResettableAdam(ours.parameters(), lr=0.01)
+    reference = torch.optim.Adam(theirs.parameters(), lr=0.01)
+    for _ in range(3):
+        x = torch.randn(4, 2)
+        for net, optimizer in ((ours, mine), (theirs, reference)):
+            optimizer.zero_grad()
+            net(x).pow(2).sum().backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b)

@@ -1,8 +1,10 @@
-"""Adam with a per-element step count, so generate-and-test can restart a reinitialised unit's moments.
+"""Adam. The `adam` method is torch.optim.Adam; `ResettableAdam` is the same update with a per-element step
+count, for continual backprop, which restarts the moments of the units it reinitialises.
 
-The update is torch.optim.Adam's (bias-corrected moments, eps added to the corrected root); the step count is a
-tensor like the parameter, as in the loss-of-plasticity reference's AdamGnT, so that `reset(param, index)` gives
-the new weights a fresh bias correction. (AdamGnT's own update drops a `sqrt` and the first-moment correction —
+`ResettableAdam` keeps the step count as a tensor like the parameter, as the loss-of-plasticity reference's AdamGnT
+does, so that `reset(param, index)` gives the new weights a fresh bias correction; its update is
+torch.optim.Adam's (bias-corrected moments, eps added to the corrected root). It costs several extra passes over
+the parameters per step, so plain Adam runs torch's own. (AdamGnT's own update drops a `sqrt` and the first-moment correction —
 it discards the result of `bias_correction.sqrt().div_(...)`; we follow the paper's intent: standard Adam.)
 """
 import torch
@@ -10,7 +12,7 @@ import torch
 from plasticity.methods import Learner, register
 
 
-class Adam(torch.optim.Optimizer):
+class ResettableAdam(torch.optim.Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
@@ -54,4 +56,4 @@ class Adam(torch.optim.Optimizer):
 
 @register("adam")
 def build(model, seeds, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Learner:
-    return Learner(Adam(model.parameters(), lr=lr, betas=(beta1, beta2), eps=eps))
+    return Learner(torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, beta2), eps=eps))

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from plasticity.methods import Learner, register
-from plasticity.methods.adam import Adam
+from plasticity.methods.adam import ResettableAdam
 from plasticity.nets import kaiming_uniform_bound
 from plasticity.seeding import ChunkedStream, generators
 
@@ -181,7 +181,7 @@ class ContinualBackprop:
         # Move the removed units' mean contribution into the next layer's bias, then cut their outputs.
         next_bias[seed] += next_weight[seed][:, units] @ unit_means
         next_weight[seed][:, units] = 0
-        if isinstance(self.optimizer, Adam):
+        if isinstance(self.optimizer, ResettableAdam):
             self.optimizer.reset(layer.linear.weight, layer.index(seed, units))
             self.optimizer.reset(layer.linear.bias, layer.index(seed, units))
             self.optimizer.reset(layer.next_linear.weight, layer.index(seed, slice(None), units))
@@ -206,7 +206,9 @@ def build(model, seeds, lr: float, replacement_rate: float, maturity_threshold: 
           util_type: str = "adaptable_contribution", accumulate: bool = False, optimizer: str = "sgd") -> Learner:
     """CBP on a SeedMLP with SGD (the papers' regression and MNIST settings) or Adam (`optimizer: adam`)."""
     params = model.parameters()
-    opt = torch.optim.SGD(params, lr=lr) if optimizer == "sgd" else Adam(params, lr=lr)
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"cbp: unknown optimizer {optimizer!r}; valid: ['sgd', 'adam']")
+    opt = torch.optim.SGD(params, lr=lr) if optimizer == "sgd" else ResettableAdam(params, lr=lr)
     depth = len(model.layers) - 1
     layers = [_Layer(model.layers[i], model.layers[i + 1], seeded=True,
                      bound=kaiming_uniform_bound(model.activation_name, model.layers[i].in_features))
