@@ -17,7 +17,7 @@ def _data(args):
 
 def _train(args):
     from plasticity.train import run_job
-    run_job(json.loads(args.spec), args.out, mnist_path=args.mnist, checkpoint_every_s=args.checkpoint_every)
+    run_job(json.loads(args.spec), args.out, mnist_path=args.mnist)
 
 
 def _aggregate(args):
@@ -50,7 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--spec", required=True, help="job spec as JSON (see docs/architecture.md)")
     train.add_argument("--out", required=True, help="output .parquet; provenance goes to the same stem + .json")
     train.add_argument("--mnist", default=None, help="materialised MNIST .npz (MNIST benchmarks)")
-    train.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between checkpoints")
     train.set_defaults(handler=_train)
 
     aggregate = commands.add_parser("aggregate", help="mean and standard error across seeds")

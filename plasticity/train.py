@@ -158,18 +158,17 @@ def _code_version() -> str:
 
 
 def provenance(spec: dict, device: torch.device, wall_seconds: float, mnist_path: str | None) -> dict:
-    import pandas
     data_source = None
     if mnist_path and Path(f"{mnist_path}.source.json").exists():
         data_source = json.loads(Path(f"{mnist_path}.source.json").read_text())
     return {"spec": spec, "code_version": _code_version(), "python": platform.python_version(),
-            "packages": {"torch": torch.__version__, "numpy": np.__version__, "pandas": pandas.__version__},
+            "packages": {"torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__},
             "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
             else platform.processor() or platform.machine(), "host": platform.node(),
             "wall_seconds": round(wall_seconds, 3), "data_source": data_source}
 
 
-def run_job(spec: dict, out: str, mnist_path: str | None = None, checkpoint_every_s: float = 600.0) -> None:
+def run_job(spec: dict, out: str, mnist_path: str | None = None) -> None:
     """Train and write `out` (.parquet) and its provenance (.json)."""
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
