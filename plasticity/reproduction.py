@@ -9,8 +9,8 @@ A claim's `test` is one of three kinds (a `layer` key, default 0, may be `hidden
                 per seed: final bin minus the first bin, or minus the bin where the mean curve is most extreme
                 against the claimed direction (its peak for a decrease, its trough for an increase).
   compare_final {run_a, run_b, metric, direction: greater | less}
-                final bin of run_a minus that of run_b; the seeds of two runs are independent samples, so the
-                standard error of the difference is sqrt(sem_a^2 + sem_b^2).
+                final bin of run_a minus that of run_b, paired by seed when both runs have the same seeds (seed s
+                sees the same data in every run of an experiment), else sem = sqrt(sem_a^2 + sem_b^2).
   threshold_at  {run, metric, at: {examples | task | fraction: value}, below | above: threshold}
                 the bin nearest the point (fraction: of the run's length) against the threshold.
 Verdict: `reproduced` when the estimate lies on the claimed side by more than 2 standard errors, else `not
@@ -119,9 +119,15 @@ def compare_final(runs: Runs, experiment: str, test: dict) -> tuple[str, str, st
         curves = runs.curves(experiment, test[key], metric, test.get("layer", 0))
         finals[key] = _seeds(curves[curves.columns[-1]])
     (a, n_a), (b, n_b) = finals["run_a"], finals["run_b"]
-    difference, sem = a.mean() - b.mean(), math.hypot(a.sem(), b.sem())
+    if set(a.index) == set(b.index):
+        # Seed s of every run of an experiment sees the same data stream (and target network), so the runs are
+        # compared seed by seed: the paired difference removes the variation the seeds share.
+        paired = a - b.loc[a.index]
+        difference, sem, pairing = paired.mean(), paired.sem(), "paired by seed"
+    else:
+        difference, sem, pairing = a.mean() - b.mean(), math.hypot(a.sem(), b.sem()), "unpaired"
     value = (f"{test['run_a']} {_format(metric, a.mean())} vs {test['run_b']} {_format(metric, b.mean())} at the "
-             f"end; difference {_format_difference(metric, difference, sem)}")
+             f"end; difference {_format_difference(metric, difference, sem)} ({pairing})")
     return value, f"{n_a} vs {n_b}", _verdict(difference, sem, sign)
 
 

@@ -211,3 +211,19 @@ def test_claims_file_runs_on_the_real_config(tmp_path):
     assert list(table["claim_id"]) == [claim["id"] for claim in claims]
     not_run = set(table.loc[table["verdict"] == NOT_RUN, "claim_id"])
     assert not_run == {"pmnist_narrow_network_falls_below_88"}  # task 130 is beyond the quick scale's 50 tasks
+
+
+def test_compare_final_pairs_runs_that_share_seeds(tmp_path):
+    # Seeds differ a lot from each other (shared data), but run a is above run b by 0.1 on every seed: only the
+    # paired difference (sem 0) sees it; with different seed sets the comparison is unpaired and inconclusive.
+    base = np.array([[1.0], [3.0], [5.0]])
+    paired = pd.concat([tidy("bit_flipping", "cbp", "squared_error", base + 0.1),
+                        tidy("bit_flipping", "adam", "squared_error", base)])
+    test = {"kind": "compare_final", "run_a": "cbp", "run_b": "adam", "metric": "squared_error",
+            "direction": "greater"}
+    row = verdicts(tmp_path, paired, [test])["c0"]
+    assert row["verdict"] == REPRODUCED and "paired by seed" in row["our_value"]
+    unpaired = pd.concat([tidy("bit_flipping", "cbp", "squared_error", base + 0.1),
+                          tidy("bit_flipping", "adam", "squared_error", np.vstack([base, [[4.0]]]))])
+    row = verdicts(tmp_path, unpaired, [test])["c0"]
+    assert row["verdict"] == NOT_REPRODUCED and "unpaired" in row["our_value"]
