@@ -15,6 +15,7 @@ from figures import ext_data_fig2, ext_data_fig3, ext_data_fig4
 from figures._style import add_caption
 from plasticity.aggregate import read_parquets
 from plasticity.io import write_atomically
+from plasticity.reproduction import verdict_sentences
 
 FIGURES: dict[str, ModuleType] = {
     "ext_data_fig2": ext_data_fig2,
@@ -35,8 +36,10 @@ def load_aggregates(inputs: list[str]) -> dict[str, pd.DataFrame]:
     return {str(name): frame.reset_index(drop=True) for name, frame in frames.groupby("experiment")}
 
 
-def draw_figure(name: str, inputs: list[str], out_pdf: str, out_png: str, scale: str) -> None:
-    """Draw figure `name` from aggregate parquets and write PDF and PNG, each atomically."""
+def draw_figure(name: str, inputs: list[str], out_pdf: str, out_png: str, scale: str,
+                runs: list[str] | None = None, claims: str | None = None) -> None:
+    """Draw figure `name` from aggregate parquets and write PDF and PNG, each atomically. Given the per-job
+    `runs` and the `claims` file, the caption also says which of the paper's claims hold at this scale."""
     module = figure_module(name)
     aggregates = load_aggregates(inputs)
     missing = sorted(set(module.EXPERIMENTS) - set(aggregates))
@@ -45,7 +48,10 @@ def draw_figure(name: str, inputs: list[str], out_pdf: str, out_png: str, scale:
     needed = {experiment: aggregates[experiment] for experiment in module.EXPERIMENTS}
     with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
         fig = module.draw(needed, scale)
-        add_caption(fig, module.caption(needed, scale))
+        text = module.caption(needed, scale)
+        if runs and claims:
+            text += " At this scale: " + verdict_sentences(runs, claims, module.EXPERIMENTS, scale)
+        add_caption(fig, text)
         write_atomically(out_pdf, fig.savefig)
         write_atomically(out_png, lambda path: fig.savefig(path, dpi=150))
 

@@ -27,7 +27,8 @@ def _aggregate(args):
 
 def _figure(args):
     from figures import draw_figure
-    draw_figure(args.name, args.inputs, args.out_pdf, args.out_png, scale=args.scale)
+    draw_figure(args.name, args.inputs, args.out_pdf, args.out_png, scale=args.scale, runs=args.runs,
+                claims=args.claims)
 
 
 def _reproduce(args):
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--out-pdf", required=True)
     figure.add_argument("--out-png", required=True)
     figure.add_argument("--scale", default="unknown")
+    figure.add_argument("--runs", nargs="*", default=None, help="per-job parquets, to state the claims' verdicts")
+    figure.add_argument("--claims", default=None, help="config/claims.yaml")
     figure.set_defaults(handler=_figure)
 
     reproduce = commands.add_parser("reproduce", help="the reproduction table: paper claims vs our numbers")

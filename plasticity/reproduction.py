@@ -179,11 +179,22 @@ def reproduction_table(tidy: pd.DataFrame, claims: list[dict], scale: str) -> pd
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def write_reproduction(inputs: list[str], claims_path: str, out_csv: str, out_md: str, scale: str) -> None:
-    """Evaluate every claim on the per-job tidy parquets `inputs`; write the table as CSV and Markdown."""
+def load_claims(claims_path: str, experiments: list[str] | None = None) -> list[dict]:
+    """The claims of config/claims.yaml, optionally only those about `experiments`."""
     with open(claims_path) as handle:
         claims = yaml.safe_load(handle)
-    table = reproduction_table(read_parquets(inputs), claims, scale)
+    return [claim for claim in claims if experiments is None or claim["experiment"] in experiments]
+
+
+def verdict_sentences(runs: list[str], claims_path: str, experiments: list[str], scale: str) -> str:
+    """The claims about `experiments` and their verdicts at this scale, for a figure caption."""
+    table = reproduction_table(read_parquets(runs), load_claims(claims_path, experiments), scale)
+    return " ".join(f"{row.claim} {row.verdict.capitalize()} ({row.our_value})." for row in table.itertuples())
+
+
+def write_reproduction(inputs: list[str], claims_path: str, out_csv: str, out_md: str, scale: str) -> None:
+    """Evaluate every claim on the per-job tidy parquets `inputs`; write the table as CSV and Markdown."""
+    table = reproduction_table(read_parquets(inputs), load_claims(claims_path), scale)
     markdown = (f"# Reproduction of the papers' claims ({scale} scale)\n\n"
                 f"Verdict `{REPRODUCED}`: our estimate lies on the claimed side by more than {MARGIN_SEMS:g} "
                 "standard errors across seeds.\n\n" + table.rename(columns=COLUMNS).to_markdown(index=False) + "\n")

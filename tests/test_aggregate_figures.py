@@ -227,3 +227,14 @@ def test_compare_final_pairs_runs_that_share_seeds(tmp_path):
                           tidy("bit_flipping", "adam", "squared_error", np.vstack([base, [[4.0]]]))])
     row = verdicts(tmp_path, unpaired, [test])["c0"]
     assert row["verdict"] == NOT_REPRODUCED and "unpaired" in row["our_value"]
+
+
+def test_caption_states_the_claims_verdicts_at_this_scale(aggregate_paths, tmp_path, monkeypatch):
+    runs = tmp_path / "runs.parquet"
+    synthetic_experiment("bit_flipping").to_parquet(runs)
+    captions = []
+    monkeypatch.setattr("figures.add_caption", lambda fig, text: captions.append(text))
+    draw_figure("ext_data_fig2", [str(aggregate_paths["bit_flipping"])], str(tmp_path / "f.pdf"),
+                str(tmp_path / "f.png"), scale="quick", runs=[str(runs)], claims="config/claims.yaml")
+    assert "At this scale: BP with ReLU at step size 0.01 loses plasticity" in captions[0]
+    assert captions[0].count("Reproduced") + captions[0].count("Not reproduced") == 4   # the 4 regression claims

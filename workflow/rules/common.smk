@@ -328,7 +328,12 @@ def _figure(wildcards):
 
 
 def figure_inputs(wildcards):
-    return [aggregate_file(name) for name in _figure(wildcards).EXPERIMENTS]
+    """The figure's aggregates, plus its experiments' per-job results and the claims, so that the caption can
+    say which of the paper's claims hold at this scale."""
+    experiments = _figure(wildcards).EXPERIMENTS
+    return {"aggregates": [aggregate_file(name) for name in experiments],
+            "runs": [run for name in experiments for run in experiment_runs(name)],
+            "claims": CLAIMS_FILE}
 
 
 def figure_paper(wildcards):

@@ -1,6 +1,6 @@
 rule figure:
     input:
-        figure_inputs,
+        unpack(figure_inputs),
     output:
         pdf="results/figures/{figure}.pdf",
         png=report(
@@ -21,5 +21,5 @@ rule figure:
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "plasticity figure {wildcards.figure} --inputs {input:q} --out-pdf {output.pdf} --out-png {output.png}"
-        " --scale {params.scale} > {log} 2>&1"
+        "plasticity figure {wildcards.figure} --inputs {input.aggregates:q} --runs {input.runs:q}"
+        " --claims {input.claims} --out-pdf {output.pdf} --out-png {output.png} --scale {params.scale} > {log} 2>&1"
