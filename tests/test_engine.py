@@ -1,4 +1,5 @@
 """The training engine: hand-derived backward vs autograd, seed-block invariance, divergence, bad input."""
+import copy
 import math
 
 import pytest
@@ -125,3 +126,35 @@ def test_fused_sgd_step_equals_torch_sgd(weight_decay):
                                     weight_decay)
     for mine, theirs in zip(fused.parameters(), reference.parameters()):
         torch.testing.assert_close(mine, theirs)
+
+
+@pytest.mark.parametrize("method, hparams", [
+    ("cbp", {"lr": 0.05, "replacement_rate": 0.2, "maturity_threshold": 2, "accumulate": False}),
+    ("shrink_perturb", {"lr": 0.05, "weight_decay": 0.01, "noise_std": 0.01}),
+])
+def test_method_state_round_trips(method, hparams):
+    """A learner's own state (CBP's utilities, ages and random streams; S&P's noise streams) restored into a fresh
+    learner continues exactly as the original: what a checkpoint needs."""
+    def fresh():
+        model = SeedMLP(4, 1, width=6, depth=2, activation_name="relu", seeds=[0, 1])
+        return model, build_learner(method, model, [0, 1], hparams)
+
+    def steps(model, learner, inputs):
+        for x in inputs:
+            output = model(x)
+            model.backward_from_output_grad(loss_and_output_grad(output, x[..., :1], "mse")[1])
+            learner.optimizer.step()
+            learner.after_step(model.hidden)
+
+    inputs = torch.randn(20, 2, 1, 4)
+    model, learner = fresh()
+    steps(model, learner, inputs[:10])
+    saved_model = {k: v.clone() for k, v in model.state_dict().items()}
+    saved_state = copy.deepcopy(learner.state.state_dict())
+    steps(model, learner, inputs[10:])
+    resumed, resumed_learner = fresh()
+    resumed.load_state_dict(saved_model)
+    resumed_learner.state.load_state_dict(saved_state)
+    steps(resumed, resumed_learner, inputs[10:])
+    for mine, theirs in zip(model.parameters(), resumed.parameters()):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
