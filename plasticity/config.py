@@ -7,6 +7,7 @@ overrides by scale keeps Snakemake's merge of `--configfile` over the default co
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import json
 from pathlib import Path
@@ -18,6 +19,22 @@ RUN_FIELDS = ("hparams", "model", "benchmark_args")
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the value and what is valid."""
+
+
+def check_arguments(what: str, function, given: dict, supplied: tuple[str, ...] = ()) -> None:
+    """Raise ConfigError if `given` names an argument `function` does not take (listing those it does) or leaves
+    out one it needs; `supplied` are the arguments the caller passes itself (e.g. the model)."""
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [name for name in parameters if name not in supplied]
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise ConfigError(f"unknown {what} {unknown}; valid: {', '.join(accepted)}")
+    missing = [name for name in accepted if parameters[name].default is inspect.Parameter.empty
+               and name not in given and parameters[name].kind is not inspect.Parameter.VAR_POSITIONAL]
+    if missing:
+        raise ConfigError(f"missing {what} {missing}")
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -100,7 +100,7 @@ def test_unknown_method_and_hyperparameter_are_clear_errors():
     model = SeedMLP(2, 1, width=3, depth=1, activation_name="relu", seeds=[0])
     with pytest.raises(ConfigError, match=r"unknown method 'sgdd'; valid: \['adam', 'bp', 'cbp'"):
         build_learner("sgdd", model, [0], {"lr": 0.1})
-    with pytest.raises(ConfigError, match=r"method 'bp' has no hyperparameter\(s\) \['momentum'\]"):
+    with pytest.raises(ConfigError, match=r"unknown hyperparameter\(s\) of method 'bp' \['momentum'\]; valid: lr"):
         build_learner("bp", model, [0], {"lr": 0.1, "momentum": 0.9})
 
 
@@ -158,3 +158,9 @@ def test_method_state_round_trips(method, hparams):
     steps(resumed, resumed_learner, inputs[10:])
     for mine, theirs in zip(model.parameters(), resumed.parameters()):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+
+
+def test_benchmark_arguments_are_checked_before_building():
+    with pytest.raises(ConfigError, match=r"unknown argument\(s\) of benchmark 'bit_flipping' \['num_inputz'\]"):
+        train(job_spec("bit_flipping", small("bit_flipping", benchmark_args={"num_inputz": 3}), "cbp", [0], "cpu"),
+              progress=False)

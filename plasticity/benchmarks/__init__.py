@@ -12,7 +12,7 @@ import pkgutil
 
 import torch
 
-from plasticity.config import ConfigError
+from plasticity.config import ConfigError, check_arguments
 
 BENCHMARKS: dict[str, type["Benchmark"]] = {}
 
@@ -66,11 +66,8 @@ class Benchmark:
 def build_benchmark(name: str, args: dict, seeds: list[int], device: torch.device, mnist_path=None) -> Benchmark:
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown benchmark {name!r}; valid: {sorted(BENCHMARKS)}")
-    cls = BENCHMARKS[name]
-    try:
-        return cls(seeds, device, mnist_path=mnist_path, **args)
-    except TypeError as error:
-        raise ConfigError(f"benchmark {name!r}: bad arguments {sorted(args)}: {error}") from None
+    check_arguments(f"argument(s) of benchmark {name!r}", BENCHMARKS[name], args, ("seeds", "device", "mnist_path"))
+    return BENCHMARKS[name](seeds, device, mnist_path=mnist_path, **args)
 
 
 # Register every module of this package: adding a file needs no edit here (so no rerun of other jobs).

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from plasticity.config import ConfigError
+from plasticity.config import ConfigError, check_arguments
 
 
 @dataclass
@@ -43,10 +43,7 @@ def build_learner(name: str, model: torch.nn.Module, seeds: list[int], hparams: 
     """The named method on `model`; an unknown name or hyperparameter is a ConfigError listing what is valid."""
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; valid: {sorted(METHODS)}")
-    accepted = [p for p in inspect.signature(METHODS[name]).parameters if p not in ("model", "seeds")]
-    unknown = sorted(set(hparams) - set(accepted))
-    if unknown:
-        raise ConfigError(f"method {name!r} has no hyperparameter(s) {unknown}; valid: {accepted}")
+    check_arguments(f"hyperparameter(s) of method {name!r}", METHODS[name], hparams, ("model", "seeds"))
     return METHODS[name](model, seeds, **hparams)
 
 

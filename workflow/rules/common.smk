@@ -17,6 +17,7 @@ from snakemake.utils import validate
 
 from plasticity.config import (
     ConfigError,
+    check_arguments,
     block_label,
     canonical_json,
     expand_runs,
@@ -67,19 +68,12 @@ def _schema_message(error, where):
 
 
 def _check_arguments(what, function, given, supplied, where):
-    """Names in `given` that `function` (a method builder, or a benchmark class) does not take, and the ones it
-    needs that are missing, stop the workflow before any job runs."""
-    parameters = inspect.signature(function).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    accepted = [p for p in parameters if p not in supplied]
-    unknown = sorted(set(given) - set(accepted))
-    if unknown:
-        config_error(f"unknown {what} {unknown} in {where}; valid: {', '.join(accepted)}")
-    missing = [p for p in accepted if parameters[p].default is inspect.Parameter.empty and p not in given
-               and parameters[p].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
-    if missing:
-        config_error(f"missing {what} {missing} in {where}")
+    """Stop the workflow before any job runs if `given` does not fit `function` (a method builder or a
+    benchmark class)."""
+    try:
+        check_arguments(what, function, given, supplied)
+    except ConfigError as error:
+        config_error(f"{error} (in {where})")
 
 
 def _validated_experiments():
