@@ -41,10 +41,15 @@ def register(name: str):
 
 def build_learner(name: str, model: torch.nn.Module, seeds: list[int], hparams: dict) -> Learner:
     """The named method on `model`; an unknown name or hyperparameter is a ConfigError listing what is valid."""
+    check_hyperparameters(name, hparams)
+    return METHODS[name](model, seeds, **hparams)
+
+
+def check_hyperparameters(name: str, hparams: dict) -> None:
+    """ConfigError unless `name` is a registered method taking exactly these hyperparameters (or defaults)."""
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; valid: {sorted(METHODS)}")
     check_arguments(f"hyperparameter(s) of method {name!r}", METHODS[name], hparams, ("model", "seeds"))
-    return METHODS[name](model, seeds, **hparams)
 
 
 # Register every module of this package: adding a file needs no edit here (so no rerun of other jobs).

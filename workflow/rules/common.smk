@@ -17,7 +17,6 @@ from snakemake.utils import validate
 
 from plasticity.config import (
     ConfigError,
-    check_arguments,
     block_label,
     canonical_json,
     expand_runs,
@@ -26,8 +25,8 @@ from plasticity.config import (
     resolve_experiments,
     seed_blocks,
 )
-from plasticity.benchmarks import BENCHMARKS
-from plasticity.methods import METHODS
+from plasticity.benchmarks import BENCHMARKS, check_benchmark_arguments
+from plasticity.methods import METHODS, check_hyperparameters
 from figures import FIGURES
 
 
@@ -67,15 +66,6 @@ def _schema_message(error, where):
     return f"{where}: {path}: {cause.message}" if path else f"{where}: {cause.message}"
 
 
-def _check_arguments(what, function, given, supplied, where):
-    """Stop the workflow before any job runs if `given` does not fit `function` (a method builder or a
-    benchmark class)."""
-    try:
-        check_arguments(what, function, given, supplied)
-    except ConfigError as error:
-        config_error(f"{error} (in {where})")
-
-
 def _validated_experiments():
     try:
         validate(config, "../schemas/config.schema.yaml")
@@ -88,38 +78,26 @@ def _validated_experiments():
         config_error(f"{PROTOCOL_FILE} is not valid YAML: {' '.join(str(error).split())}")
     if not isinstance(protocol, dict):
         config_error(f"{PROTOCOL_FILE} must map experiment names to experiments")
-    overrides = (config.get("overrides") or {}).get(config["scale"]) or {}
-    for name in list(config["experiments"]) + list(overrides):
-        if name not in protocol:
-            config_error(f"unknown experiment {name!r} (scale {config['scale']!r}); "
-                         f"valid: {', '.join(sorted(protocol))}")
     try:
         experiments = resolve_experiments(config, protocol)
     except ConfigError as error:
-        config_error(error)
+        config_error(f"{error} (scale {config['scale']!r})")
 
     for name, experiment in experiments.items():
         try:
             validate(experiment, "../schemas/experiments.schema.yaml", set_default=False)
         except WorkflowError as error:
             config_error(_schema_message(error, f"experiment {name!r} (scale {config['scale']!r})"))
-        if experiment["benchmark"] not in BENCHMARKS:
-            config_error(f"unknown benchmark {experiment['benchmark']!r} in experiment {name!r}; "
-                         f"valid: {', '.join(sorted(BENCHMARKS))}")
-        for group, run in experiment["runs"].items():
-            if run["method"] not in METHODS:
-                config_error(f"unknown method {run['method']!r} in run {group!r} of experiment {name!r}; "
-                             f"valid: {', '.join(sorted(METHODS))}")
         try:
             runs = expand_runs(experiment)
         except ConfigError as error:
             config_error(f"experiment {name!r}: {error}")
         for run_id, run in runs.items():
-            _check_arguments(f"hyperparameter(s) of method {run['method']!r}", METHODS[run["method"]],
-                             run["hparams"], ("model", "seeds"), f"run {run_id!r} of experiment {name!r}")
-            _check_arguments(f"argument(s) of benchmark {experiment['benchmark']!r}",
-                             BENCHMARKS[experiment["benchmark"]], run["benchmark_args"],
-                             ("self", "seeds", "device", "mnist_path"), f"run {run_id!r} of experiment {name!r}")
+            try:
+                check_hyperparameters(run["method"], run["hparams"])
+                check_benchmark_arguments(experiment["benchmark"], run["benchmark_args"])
+            except ConfigError as error:
+                config_error(f"{error} (in run {run_id!r} of experiment {name!r})")
 
     for figure, mod in FIGURES.items():
         unknown = [name for name in mod.EXPERIMENTS if name not in protocol]
