@@ -5,15 +5,22 @@ seeds into one batched matmul makes 100 seeds cost little more than one. The for
 differentiable PyTorch, so autograd works; `backward_from_output_grad` is a hand-derived backward pass for the
 training hot path (no graph, gradients written into preallocated `.grad` buffers), checked against autograd in the
 tests.
+
+On CPU, `row_kernels=True` runs training steps through `plasticity.kernels` (numba): the forward pass and the
+fused backward + SGD read only the weight rows of nonzero inputs, and keep CBP's weight magnitudes up to date in
+the same pass. Weights are stored input-major for them on every device (the parameter is a transposed view).
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity import kernels
 from plasticity.seeding import generators
 
 # name -> (function, derivative(pre_activation, post_activation), name used by torch.nn.init.calculate_gain)
@@ -42,12 +49,13 @@ def kaiming_uniform_bound(activation_name: str, fan_in: int) -> float:
 
 
 class SeedLinear(nn.Module):
-    """`nn.Linear` for S seeds: weight (S, out, in), bias (S, out); input (S, B, in) -> (S, B, out)."""
+    """`nn.Linear` for S seeds: weight (S, out, in), bias (S, out); input (S, B, in) -> (S, B, out).
+    The weight's memory is input-major ((S, in, out) contiguous, see `plasticity.kernels`)."""
 
     def __init__(self, in_features: int, out_features: int, num_seeds: int):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.zeros(num_seeds, out_features, in_features))
+        self.weight = nn.Parameter(torch.zeros(num_seeds, in_features, out_features).transpose(1, 2))
         self.bias = nn.Parameter(torch.zeros(num_seeds, out_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,13 +64,19 @@ class SeedLinear(nn.Module):
 
 class SeedMLP(nn.Module):
     """`depth` hidden layers of `width` units with one activation, Kaiming-uniform weights and zero biases
-    (the loss-of-plasticity reference's init); the output layer uses the linear gain."""
+    (the loss-of-plasticity reference's init); the output layer uses the linear gain.
+
+    row_kernels: run batch-1 forward passes without autograd, and the fused SGD steps that follow them, through
+    the CPU kernels of `plasticity.kernels` (online learning's case; larger batches, e.g. the probes, are
+    BLAS's). The caller decides: results differ from the BLAS path in the last bits."""
+
 
     def __init__(self, in_features: int, out_features: int, width: int, depth: int, activation_name: str,
-                 seeds: list[int]):
+                 seeds: list[int], row_kernels: bool = False):
         super().__init__()
         self.activation_name = activation_name
         self.act, self.act_derivative, _ = activation(activation_name)
+        self.row_kernels = row_kernels
         sizes = [in_features] + [width] * depth + [out_features]
         self.layers = nn.ModuleList(SeedLinear(a, b, len(seeds)) for a, b in zip(sizes[:-1], sizes[1:]))
         gens = generators(seeds, "init")
@@ -80,19 +94,37 @@ class SeedMLP(nn.Module):
         self._inputs: list[torch.Tensor] = []
         self._pre: list[torch.Tensor] = []
         self.hidden: list[torch.Tensor] = []
+        self._last_forward_by_kernels = False
+        # Sums of |weight| per row (input unit) and column (output unit) of each layer, kept by the kernels;
+        # `_magnitudes_version` is each weight's autograd version counter when they were last exact (any
+        # in-place change from PyTorch, e.g. CBP replacing a unit or another optimizer, bumps it).
+        self._row_abs_sums: list[torch.Tensor] | None = None
+        self._col_abs_sums: list[torch.Tensor] | None = None
+        self._magnitudes_version: list[int] = []
 
     @property
     def num_seeds(self) -> int:
         return self.layers[0].weight.shape[0]
 
+    def _uses_kernels(self, x: torch.Tensor) -> bool:
+        return (self.row_kernels and not torch.is_grad_enabled() and x.device.type == "cpu"
+                and x.shape[1] == 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (S, B, in) -> output (S, B, out); keeps each layer's input and the hidden activations
         (`self.hidden`, used by CBP and the probes)."""
         self._inputs, self._pre, self.hidden = [], [], []
+        self._last_forward_by_kernels = by_kernels = self._uses_kernels(x)
         last = len(self._weights) - 1
         for index, (weight, bias) in enumerate(zip(self._weights, self._biases)):
             self._inputs.append(x)
-            z = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+            if by_kernels:
+                x = x.contiguous()
+                self._inputs[-1] = x
+                z = x.new_empty(x.shape[0], x.shape[1], weight.shape[1])
+                kernels.linear_forward(_input_major(weight), bias.detach().numpy(), x.numpy(), z.numpy())
+            else:
+                z = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
             if index == last:
                 return z
             x = self.act(z)
@@ -124,15 +156,80 @@ class SeedMLP(nn.Module):
 
     @torch.no_grad()
     def sgd_step_from_output_grad(self, grad_output: torch.Tensor, lr: float, weight_decay: float = 0.0) -> None:
-        """Backward pass fused with torch.optim.SGD's update (no momentum): p <- (1 - lr·wd)·p - lr·grad, applied
-        by one in-place batched matmul per layer instead of writing and re-reading gradient buffers — the
-        memory traffic that dominates a wide net at batch 1."""
+        """Backward pass fused with torch.optim.SGD's update (no momentum): p <- (1 - lr·wd)·p - lr·grad, without
+        writing and re-reading gradient buffers — the memory traffic that dominates a wide net at batch 1.
+        After a forward by the kernels (and without weight decay, which changes every weight) the kernels do it
+        touching only the rows of nonzero inputs; otherwise one in-place batched matmul per layer."""
+        if self._last_forward_by_kernels and not weight_decay:
+            self._kernel_sgd_step(grad_output.contiguous(), lr)
+            return
         keep = 1.0 - lr * weight_decay
         for index, delta in self._deltas(grad_output):
             self._weights[index].baddbmm_(delta.transpose(1, 2), self._inputs[index], beta=keep, alpha=-lr)
             if weight_decay:
                 self._biases[index].mul_(keep)
             self._biases[index].add_(delta.sum(dim=1), alpha=-lr)
+
+    def _kernel_sgd_step(self, delta: torch.Tensor, lr: float) -> None:
+        tracked = self._magnitudes_exact()
+        # In the weights' precision (as torch.optim.SGD applies it): a Python float would make the kernels'
+        # arithmetic float64.
+        lr_typed = np.asarray(lr, dtype=_input_major(self._weights[0]).dtype)[()]
+        no_rows = np.empty((0, 0), dtype=bool)
+        for index in range(len(self._weights) - 1, -1, -1):
+            weight, inputs = self._weights[index], self._inputs[index]
+            if index > 0:
+                derivative = self.act_derivative(self._pre[index - 1], self.hidden[index - 1])
+                need_grad = (derivative != 0).any(dim=1).numpy()
+            else:
+                need_grad = no_rows
+            grad_in = torch.empty_like(inputs)
+            row_sums = self._row_abs_sums[index].numpy() if tracked else _NOT_TRACKED
+            col_sums = self._col_abs_sums[index].numpy() if tracked else _NOT_TRACKED
+            kernels.linear_backward_sgd(_input_major(weight), self._biases[index].detach().numpy(),
+                                        inputs.numpy(), delta.numpy(), lr_typed, need_grad, grad_in.numpy(),
+                                        row_sums, col_sums)
+            if index > 0:
+                delta = grad_in * derivative
+
+    def track_unit_magnitudes(self) -> None:
+        """Start keeping the |weight| sums that `unit_magnitudes` reads (CBP's utilities need them each step)."""
+        if self._row_abs_sums is None:
+            self._row_abs_sums = [w.new_zeros(w.shape[0], w.shape[2], dtype=torch.float64) for w in self._weights]
+            self._col_abs_sums = [w.new_zeros(w.shape[0], w.shape[1], dtype=torch.float64) for w in self._weights]
+            self._magnitudes_version = [-1] * len(self._weights)
+
+    def _magnitudes_exact(self) -> bool:
+        """True if the |weight| sums are tracked and exact now (re-summing a layer that changed outside the
+        kernels, or whose sums the kernels could not keep because its forward was not theirs)."""
+        if self._row_abs_sums is None:
+            return False
+        for index, weight in enumerate(self._weights):
+            if self._magnitudes_version[index] != weight._version:
+                magnitude = weight.detach().abs()
+                torch.sum(magnitude, dim=1, dtype=torch.float64, out=self._row_abs_sums[index])
+                torch.sum(magnitude, dim=2, dtype=torch.float64, out=self._col_abs_sums[index])
+                self._magnitudes_version[index] = weight._version
+        return True
+
+    @torch.no_grad()
+    def unit_magnitudes(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per hidden layer, the mean |input weight| and mean |output weight| of each unit, (S, units)."""
+        self.track_unit_magnitudes()
+        self._magnitudes_exact()
+        incoming = [(sums / weight.shape[2]).to(weight.dtype)
+                    for sums, weight in zip(self._col_abs_sums[:-1], self._weights[:-1])]
+        outgoing = [(sums / weight.shape[1]).to(weight.dtype)
+                    for sums, weight in zip(self._row_abs_sums[1:], self._weights[1:])]
+        return incoming, outgoing
+
+
+_NOT_TRACKED = np.empty((0, 0), dtype=np.float64)
+
+
+def _input_major(weight: torch.Tensor) -> np.ndarray:
+    """The (S, in, out) array behind a SeedLinear weight, for the kernels (which write it in place)."""
+    return weight.detach().transpose(1, 2).numpy()
 
 
 LOSSES = ("mse", "cross_entropy")

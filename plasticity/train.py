@@ -90,6 +90,7 @@ def probe(model: SeedMLP, inputs: torch.Tensor, recorder: Recorder, x: int) -> N
     recorder.add(x, "weight_magnitude", metrics.weight_magnitude([layer.weight for layer in model.layers]))
 
 
+@torch.no_grad()
 def train(spec: dict, mnist_path: str | None = None, progress: bool = True) -> pd.DataFrame:
     """Train the job `spec` (see docs/architecture.md) and return its tidy results."""
     seeds, batch_size, bin_size = spec["seeds"], spec["batch_size"], spec["bin_size"]
@@ -102,8 +103,9 @@ def train(spec: dict, mnist_path: str | None = None, progress: bool = True) -> p
     torch.set_flush_denormal(True)
     benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
     model_spec = spec["model"]
+    # The CPU kernels serve every CPU run, so a seed's numbers never depend on the size of its block.
     model = SeedMLP(benchmark.in_features, benchmark.out_features, model_spec["width"], model_spec["depth"],
-                    model_spec["activation"], seeds).to(device)
+                    model_spec["activation"], seeds, row_kernels=device.type == "cpu").to(device)
     learner = build_learner(spec["method"], model, seeds, spec["hparams"])
     fused_sgd = plain_sgd_hyperparameters(learner.optimizer)
     recorder = Recorder(seeds)

@@ -14,6 +14,7 @@ the reset.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -54,16 +55,21 @@ class ContinualBackprop:
     """Generate-and-test over hidden layers; call `step(features)` after every `optimizer.step()`.
 
     features: the hidden layers' activations of the step's forward pass, each (S, B, units) or (B, units).
+    unit_magnitudes: returns per layer the mean |input weight| and mean |output weight| of each unit (S, units);
+    by default computed from the weights at every step (a model may keep them up to date more cheaply, as
+    `SeedMLP.unit_magnitudes` does on its CPU kernels).
     """
 
     def __init__(self, layers: list[_Layer], optimizer: torch.optim.Optimizer, gens: list[torch.Generator],
                  replacement_rate: float, maturity_threshold: int, decay_rate: float = 0.99,
-                 util_type: str = "adaptable_contribution", accumulate: bool = False):
+                 util_type: str = "adaptable_contribution", accumulate: bool = False,
+                 unit_magnitudes: Callable[[], tuple[list, list]] | None = None):
         if util_type not in UTILITY_TYPES:
             raise ValueError(f"unknown util_type {util_type!r}; valid: {list(UTILITY_TYPES)}")
         self.layers, self.optimizer, self.gens = layers, optimizer, gens
         self.replacement_rate, self.maturity_threshold = replacement_rate, maturity_threshold
         self.decay_rate, self.util_type, self.accumulate = decay_rate, util_type, accumulate
+        self.unit_magnitudes = unit_magnitudes or self._weight_magnitudes
         num_seeds = len(gens)
         shapes = [(num_seeds, layer.linear.out_features) for layer in layers]
         device = layers[0].linear.weight.device
@@ -98,7 +104,7 @@ class ContinualBackprop:
     def step(self, features: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Update utilities and replace units; returns, per layer, a bool mask (S, units) of replaced units."""
         features = self._captured if features is None else features
-        incoming, outgoing = self._weight_magnitudes()
+        incoming, outgoing = self.unit_magnitudes()
         return [self._test_and_generate(index, layer, hidden if hidden.dim() == 3 else hidden.unsqueeze(0),
                                         incoming[index], outgoing[index])
                 for index, (layer, hidden) in enumerate(zip(self.layers, features))]
@@ -213,6 +219,7 @@ def build(model, seeds, lr: float, replacement_rate: float, maturity_threshold: 
     layers = [_Layer(model.layers[i], model.layers[i + 1], seeded=True,
                      bound=kaiming_uniform_bound(model.activation_name, model.layers[i].in_features))
               for i in range(depth)]
+    model.track_unit_magnitudes()
     cbp = ContinualBackprop(layers, opt, generators(seeds, "cbp"), replacement_rate, maturity_threshold,
-                            decay_rate, util_type, accumulate)
+                            decay_rate, util_type, accumulate, unit_magnitudes=model.unit_magnitudes)
     return Learner(opt, after_step=cbp.step, state=cbp)

@@ -1,0 +1,100 @@
+"""The CPU row kernels (plasticity.kernels) against autograd + torch.optim.SGD, and their tracked magnitudes."""
+import pytest
+import torch
+
+from plasticity.methods import build_learner
+from plasticity.nets import SeedMLP, loss_and_output_grad
+
+
+def sparse_inputs(steps, seeds, features, generator):
+    """Inputs with many exact zeros, like MNIST pixels."""
+    x = torch.rand(steps, seeds, 1, features, generator=generator, dtype=torch.double)
+    return torch.where(x < 0.6, 0.0, x)
+
+
+def twin_models(activation, seeds=(0, 1, 2)):
+    kernel = SeedMLP(7, 3, width=9, depth=2, activation_name=activation, seeds=list(seeds), row_kernels=True)
+    reference = SeedMLP(7, 3, width=9, depth=2, activation_name=activation, seeds=list(seeds))
+    return kernel.double(), reference.double()
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "leaky_relu"])
+def test_kernel_steps_equal_autograd_and_torch_sgd(activation):
+    generator = torch.Generator().manual_seed(0)
+    kernel, reference = twin_models(activation)
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.05)
+    inputs = sparse_inputs(20, 3, 7, generator)
+    targets = torch.randint(0, 3, (20, 3, 1), generator=generator)
+    for x, target in zip(inputs, targets):
+        with torch.no_grad():
+            output = kernel(x)
+        assert kernel._last_forward_by_kernels
+        expected = reference(x)
+        torch.testing.assert_close(output, expected.detach())
+        kernel.sgd_step_from_output_grad(loss_and_output_grad(output, target, "cross_entropy")[1], 0.05)
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(expected.flatten(0, 1), target.flatten(), reduction="sum").backward()
+        optimizer.step()
+    for mine, theirs in zip(kernel.parameters(), reference.parameters()):
+        torch.testing.assert_close(mine, theirs)
+
+
+def test_kernels_skip_only_rows_of_zero_inputs():
+    """A zero input's outgoing weights are neither read for the output nor updated."""
+    model = SeedMLP(4, 2, width=3, depth=1, activation_name="relu", seeds=[0], row_kernels=True).double()
+    before = [p.detach().clone() for p in model.parameters()]
+    x = torch.tensor([[[0.0, 0.5, 0.0, 1.0]]], dtype=torch.double)
+    with torch.no_grad():
+        output = model(x)
+    model.sgd_step_from_output_grad(torch.ones_like(output), 0.1)
+    first = model.layers[0].weight.detach()
+    assert torch.equal(first[0, :, [0, 2]], before[0][0, :, [0, 2]])      # columns of the zero inputs
+    assert not torch.equal(first[0, :, [1, 3]], before[0][0, :, [1, 3]])
+
+
+def test_batches_and_autograd_use_the_blas_path():
+    model = SeedMLP(4, 2, width=3, depth=1, activation_name="relu", seeds=[0], row_kernels=True)
+    with torch.no_grad():
+        model(torch.rand(1, 5, 4))
+    assert not model._last_forward_by_kernels
+    model(torch.rand(1, 1, 4))                      # grad enabled: must stay differentiable
+    assert not model._last_forward_by_kernels
+
+
+def fresh_magnitudes(model):
+    weights = [layer.weight.detach() for layer in model.layers]
+    incoming = [w.abs().mean(dim=2) for w in weights[:-1]]
+    outgoing = [w.abs().mean(dim=1) for w in weights[1:]]
+    return incoming, outgoing
+
+
+def test_tracked_magnitudes_equal_fresh_ones_through_steps_and_replacements():
+    """CBP reads per-unit weight magnitudes that the kernels keep incrementally; they must equal the ones
+    computed from the weights, also after CBP rewrote some weights outside the kernels."""
+    generator = torch.Generator().manual_seed(1)
+    model = SeedMLP(7, 3, width=9, depth=2, activation_name="relu", seeds=[0, 1], row_kernels=True)
+    learner = build_learner("cbp", model, [0, 1], {"lr": 0.05, "replacement_rate": 0.2, "maturity_threshold": 3,
+                                                   "accumulate": False, "util_type": "adaptable_contribution"})
+    replaced = 0
+    for x in sparse_inputs(40, 2, 7, generator).float():
+        with torch.no_grad():
+            output = model(x)
+            model.sgd_step_from_output_grad(output - 1.0, 0.05)
+            replaced += sum(int(mask.sum()) for mask in learner.after_step(model.hidden))
+        for mine, fresh in zip(model.unit_magnitudes(), fresh_magnitudes(model)):
+            for a, b in zip(mine, fresh):
+                torch.testing.assert_close(a, b)
+    assert replaced > 0
+
+
+def test_seed_results_do_not_depend_on_the_block():
+    generator = torch.Generator().manual_seed(2)
+    inputs = sparse_inputs(10, 3, 7, generator)
+    alone, _ = twin_models("relu", seeds=(2,))
+    block, _ = twin_models("relu", seeds=(0, 1, 2))
+    for x in inputs:
+        with torch.no_grad():
+            for model, batch in ((alone, x[2:]), (block, x)):
+                model.sgd_step_from_output_grad(model(batch) - 0.5, 0.1)
+    for mine, theirs in zip(alone.parameters(), block.parameters()):
+        assert torch.equal(mine[0], theirs[2])
