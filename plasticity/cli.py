@@ -1,6 +1,7 @@
 """The `plasticity` command line: the one entry point the Snakemake rules call.
 
-Each subcommand is a thin wrapper over a library function, so the same step can be run (and debugged) by hand.
+Each subcommand is a thin wrapper over a library function, so the same step can be run (and debugged) by hand;
+a handler returns the exit code, or None for 0.
 """
 from __future__ import annotations
 
@@ -16,8 +17,30 @@ def _data(args):
 
 
 def _train(args):
+    from plasticity.checkpoint import Terminated
     from plasticity.train import run_job
-    run_job(json.loads(args.spec), args.out, mnist_path=args.mnist)
+    try:
+        run_job(json.loads(args.spec), args.out, mnist_path=args.mnist, checkpoint=args.checkpoint,
+                checkpoint_minutes=args.checkpoint_minutes, checkpoint_tasks=args.checkpoint_tasks)
+    except Terminated as stop:
+        # Non-zero, so that Snakemake (or Slurm) counts the job as failed and its retry resumes from the checkpoint.
+        print(f"plasticity train: {stop}", file=sys.stderr)
+        return Terminated.exit_code
+
+
+def _at_least_or_off(kind, minimum):
+    """An argparse type: a `kind` number >= minimum, or 'off' (None)."""
+    def parse(text: str):
+        if text == "off":
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value >= minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is neither a number >= {minimum} nor 'off'")
+        return value
+    return parse
 
 
 def _aggregate(args):
@@ -51,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--spec", required=True, help="job spec as JSON (see docs/architecture.md)")
     train.add_argument("--out", required=True, help="output .parquet; provenance goes to the same stem + .json")
     train.add_argument("--mnist", default=None, help="materialised MNIST .npz (MNIST benchmarks)")
+    train.add_argument("--checkpoint", default=None, metavar="PATH",
+                       help="where the job saves its state to resume after a kill (default: --out with suffix .ckpt)")
+    train.add_argument("--checkpoint-minutes", type=_at_least_or_off(float, 0), default=10.0, metavar="M|off",
+                       help="save it every M minutes (default 10; 0: every few hundred steps)")
+    train.add_argument("--checkpoint-tasks", type=_at_least_or_off(int, 1), default=None, metavar="K|off",
+                       help="also save it every K tasks (benchmarks with tasks; default off)")
     train.set_defaults(handler=_train)
 
     aggregate = commands.add_parser("aggregate", help="mean and standard error across seeds")
@@ -81,12 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.handler(args)
+        exit_code = args.handler(args)
     except (ValueError, KeyError, FileNotFoundError) as error:
         # Library errors carry a message naming the bad value and the valid choices: show it, not a traceback.
         print(f"plasticity {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return exit_code or 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Writing results all-or-nothing: a killed job never leaves a truncated file that looks complete."""
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from collections.abc import Callable
@@ -13,6 +14,10 @@ def _umask() -> int:
     return current
 
 
+def _temporary_prefix(out: Path) -> str:
+    return f".{out.stem}."
+
+
 def write_atomically(out: str | Path, write: Callable[[str], None]) -> None:
     """Call `write(temporary path)` and move the file onto `out` in one step.
 
@@ -22,7 +27,7 @@ def write_atomically(out: str | Path, write: Callable[[str], None]) -> None:
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix)
+    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=_temporary_prefix(out), suffix=out.suffix)
     os.close(handle)
     try:
         write(temporary)
@@ -31,3 +36,10 @@ def write_atomically(out: str | Path, write: Callable[[str], None]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_temporaries(out: str | Path) -> None:
+    """Delete the temporary files that writes of `out` left behind when their process was killed mid-write."""
+    out = Path(out)
+    for temporary in out.parent.glob(f"{glob.escape(_temporary_prefix(out))}*{glob.escape(out.suffix)}"):
+        temporary.unlink(missing_ok=True)

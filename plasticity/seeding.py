@@ -50,6 +50,9 @@ class ChunkedStream:
         return {"gens": [g.get_state() for g in self.gens], "buffer": self.buffer, "position": self.position}
 
     def load_state_dict(self, state: dict):
+        """Restore `state_dict()`'s state, also one saved on another device (the generators stay on the CPU)."""
         for g, s in zip(self.gens, state["gens"]):
             g.set_state(s)
-        self.buffer, self.position = state["buffer"], state["position"]
+        buffer = state["buffer"]
+        self.buffer = None if buffer is None else buffer.to(self.device)
+        self.position = state["position"]

@@ -4,7 +4,8 @@ Online protocol shared by the loss-of-plasticity benchmarks: every example is se
 (squared error or accuracy, measured on the batch *before* the update) is averaged in bins of `bin_size`
 examples; at each task start the hidden representation of the task's first `probe.size` examples is probed
 (dead units, ranks, weight magnitude). Output: a tidy long-format parquet and a provenance JSON, both written
-atomically, so a killed job never leaves a result that looks complete.
+atomically, so a killed job never leaves a result that looks complete; meanwhile the job saves checkpoints
+(plasticity.checkpoint), from which a rerun resumes.
 """
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ import torch
 from tqdm import tqdm
 
 from plasticity import metrics
-from plasticity.benchmarks import build_benchmark
+from plasticity.benchmarks import Benchmark, build_benchmark
+from plasticity.checkpoint import Checkpoints
 from plasticity.config import ConfigError, canonical_json
 from plasticity.io import write_atomically
-from plasticity.methods import build_learner
+from plasticity.methods import Learner, build_learner
 from plasticity.nets import SeedMLP, loss_and_output_grad
 
 ONLINE_METRIC = {"mse": "squared_error", "cross_entropy": "online_accuracy"}
@@ -52,23 +54,31 @@ def resolve_device(requested: str) -> torch.device:
 
 
 class Recorder:
-    """Collects (seed-vector) measurements and turns them into the tidy long table."""
+    """Collects (seed-vector) measurements and turns them into the tidy long table; its state_dict() holds those
+    recorded so far (for checkpoints)."""
 
     def __init__(self, seeds: list[int]):
         self.seeds = np.asarray(seeds)
-        self.columns: dict[str, list] = {"seed": [], "x": [], "metric": [], "layer": [], "value": []}
+        self.entries: list[tuple[int, str, int, torch.Tensor]] = []     # (x, metric, layer, value per seed)
 
     def add(self, x: int, metric: str, values: torch.Tensor, layer: int = 0) -> None:
-        count = len(self.seeds)
-        self.columns["seed"].append(self.seeds)
-        self.columns["x"].append(np.full(count, x, dtype=np.int64))
-        self.columns["metric"].append(np.full(count, metric, dtype=object))
-        self.columns["layer"].append(np.full(count, layer, dtype=np.int64))
-        self.columns["value"].append(values.detach().double().cpu().numpy())
+        self.entries.append((x, metric, layer, values.detach().double().cpu()))
+
+    def state_dict(self) -> dict:
+        return {"entries": list(self.entries)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.entries = list(state["entries"])
 
     def frame(self, spec: dict) -> pd.DataFrame:
-        data = {key: np.concatenate(parts) if parts else [] for key, parts in self.columns.items()}
-        frame = pd.DataFrame(data)
+        count = len(self.seeds)
+        frame = pd.DataFrame({
+            "seed": np.tile(self.seeds, len(self.entries)),
+            "x": np.repeat(np.array([x for x, _, _, _ in self.entries], dtype=np.int64), count),
+            "metric": np.repeat(np.array([metric for _, metric, _, _ in self.entries], dtype=object), count),
+            "layer": np.repeat(np.array([layer for _, _, layer, _ in self.entries], dtype=np.int64), count),
+            "value": torch.cat([values for _, _, _, values in self.entries]).numpy() if self.entries else [],
+        })
         hparams = canonical_json({"hparams": spec["hparams"], "model": spec["model"],
                                   "benchmark_args": spec["benchmark_args"]})
         for column, value in (("paper", spec["paper"]), ("experiment", spec["experiment"]), ("run", spec["run"]),
@@ -90,14 +100,50 @@ def probe(model: SeedMLP, inputs: torch.Tensor, recorder: Recorder, x: int) -> N
     recorder.add(x, "weight_magnitude", metrics.weight_magnitude([layer.weight for layer in model.layers]))
 
 
+class TrainingState:
+    """Everything that changes while a job trains, with state_dict()/load_state_dict(): what a checkpoint holds.
+
+    The model's parameters and buffers, the optimizer's state, the method's own state (`Learner.state`), the data
+    stream's position, the results recorded so far and the online metric's running bin and divergence steps.
+    """
+
+    def __init__(self, model: SeedMLP, learner: Learner, benchmark: Benchmark, recorder: Recorder,
+                 bin_total: torch.Tensor, diverged_at: torch.Tensor):
+        self.model, self.learner, self.benchmark, self.recorder = model, learner, benchmark, recorder
+        self.bin_total, self.diverged_at = bin_total, diverged_at
+
+    def state_dict(self) -> dict:
+        method = self.learner.state
+        return {"model": self.model.state_dict(), "optimizer": self.learner.optimizer.state_dict(),
+                "method": None if method is None else method.state_dict(),
+                "benchmark": self.benchmark.state_dict(), "recorder": self.recorder.state_dict(),
+                "bin_total": self.bin_total, "diverged_at": self.diverged_at}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a saved state, also one saved on another device (each part copies onto its own device)."""
+        self.model.load_state_dict(state["model"])
+        self.learner.optimizer.load_state_dict(state["optimizer"])
+        if self.learner.state is not None:
+            self.learner.state.load_state_dict(state["method"])
+        self.benchmark.load_state_dict(state["benchmark"])
+        self.recorder.load_state_dict(state["recorder"])
+        self.bin_total.copy_(state["bin_total"])
+        self.diverged_at.copy_(state["diverged_at"])
+
+
 @torch.no_grad()
-def train(spec: dict, mnist_path: str | None = None, progress: bool = True) -> pd.DataFrame:
-    """Train the job `spec` (see docs/architecture.md) and return its tidy results."""
+def train(spec: dict, mnist_path: str | None = None, progress: bool = True,
+          checkpoints: Checkpoints | None = None) -> pd.DataFrame:
+    """Train the job `spec` (see docs/architecture.md) and return its tidy results.
+
+    With `checkpoints`, resume from its checkpoint if one matches, save the state as it says, and on SIGTERM save
+    and raise Terminated at the next step boundary."""
     seeds, batch_size, bin_size = spec["seeds"], spec["batch_size"], spec["bin_size"]
     if bin_size % batch_size or spec["examples"] % bin_size:
         raise ConfigError(f"bin_size {bin_size} must be a multiple of batch_size {batch_size} and divide "
                           f"examples {spec['examples']}")
     device = resolve_device(spec["device"])
+    checkpoints = checkpoints or Checkpoints()
     # Confident softmax outputs leave subnormal floats in the gradients, which make CPU arithmetic ~50x slower;
     # flushing them to zero changes values below 1.2e-38 only (GPUs flush them in most kernels too).
     torch.set_flush_denormal(True)
@@ -113,12 +159,25 @@ def train(spec: dict, mnist_path: str | None = None, progress: bool = True) -> p
     task_length = benchmark.examples_per_task if spec.get("probe") else None
     bin_total = torch.zeros(len(seeds), device=device)
     diverged_at = torch.full((len(seeds),), -1, dtype=torch.long)
+    state = TrainingState(model, learner, benchmark, recorder, bin_total, diverged_at)
+
+    first_step = 0
+    saved = checkpoints.resume(spec)
+    if saved is not None:
+        state.load_state_dict(saved["state"])
+        first_step = saved["step"]
+    steps_per_task = benchmark.examples_per_task // batch_size if benchmark.examples_per_task else None
+    checkpoints.start(first_step, steps_per_task)
 
     steps = spec["examples"] // batch_size
-    with tqdm(total=spec["examples"], unit="ex", unit_scale=True, disable=not progress, mininterval=5,
-              desc=f"{spec['experiment']}/{spec['run']} seeds {seeds[0]}-{seeds[-1]}", file=sys.stderr) as bar:
-        for step in range(steps):
+    binned = first_step * batch_size // bin_size * bin_size
+    with checkpoints.stopping_on_sigterm(), tqdm(
+            total=spec["examples"], initial=binned, unit="ex", unit_scale=True, disable=not progress, mininterval=5,
+            desc=f"{spec['experiment']}/{spec['run']} seeds {seeds[0]}-{seeds[-1]}", file=sys.stderr) as bar:
+        for step in range(first_step, steps):
             seen = step * batch_size
+            if step >= checkpoints.next_check:
+                checkpoints.at_step(step, seen, state.state_dict)
             if task_length and seen % task_length == 0:
                 probe(model, benchmark.peek(spec["probe"]["size"]), recorder, seen)
             inputs, targets = benchmark.next_batch(batch_size)
@@ -159,7 +218,10 @@ def _code_version() -> str:
         return __version__
 
 
-def provenance(spec: dict, device: torch.device, wall_seconds: float, mnist_path: str | None) -> dict:
+def provenance(spec: dict, device: torch.device, wall_seconds: float, mnist_path: str | None,
+               resumed_at: list[int]) -> dict:
+    """Where and how the job ran; `resumed_at`: the examples seen at each resume from a checkpoint (then
+    `wall_seconds` counts the last attempt only)."""
     data_source = None
     if mnist_path and Path(f"{mnist_path}.source.json").exists():
         data_source = json.loads(Path(f"{mnist_path}.source.json").read_text())
@@ -167,15 +229,21 @@ def provenance(spec: dict, device: torch.device, wall_seconds: float, mnist_path
             "packages": {"torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__},
             "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
             else platform.processor() or platform.machine(), "host": platform.node(),
-            "wall_seconds": round(wall_seconds, 3), "data_source": data_source}
+            "wall_seconds": round(wall_seconds, 3), "resumed_at_examples": resumed_at, "data_source": data_source}
 
 
-def run_job(spec: dict, out: str, mnist_path: str | None = None) -> None:
-    """Train and write `out` (.parquet) and its provenance (.json)."""
+def run_job(spec: dict, out: str, mnist_path: str | None = None, checkpoint: str | None = None,
+            checkpoint_minutes: float | None = 10.0, checkpoint_tasks: int | None = None) -> None:
+    """Train and write `out` (.parquet) and its provenance (.json), saving checkpoints to `checkpoint` (default:
+    `out` with suffix .ckpt; see plasticity.checkpoint): a rerun after a kill resumes from it, and it is deleted
+    once the results are written."""
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoints = Checkpoints(checkpoint or out_path.with_suffix(".ckpt"), checkpoint_minutes, checkpoint_tasks)
     start = time.perf_counter()
-    frame = train(spec, mnist_path)
-    info = provenance(spec, resolve_device(spec["device"]), time.perf_counter() - start, mnist_path)
+    frame = train(spec, mnist_path, checkpoints=checkpoints)
+    info = provenance(spec, resolve_device(spec["device"]), time.perf_counter() - start, mnist_path,
+                      checkpoints.resumed_at)
     write_atomically(out_path.with_suffix(".json"), lambda p: Path(p).write_text(json.dumps(info, indent=2)))
     write_atomically(out_path, lambda p: frame.to_parquet(p, index=False))
+    checkpoints.remove()

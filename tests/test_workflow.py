@@ -122,9 +122,8 @@ def edit_smoke(change):
     return edit
 
 
-@pytest.fixture(scope="module")
-def workflow_copy(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("workflow")
+def copy_workflow(workdir: Path) -> Path:
+    """The workflow files and the library, copied into `workdir` (where snakemake then runs)."""
     for name in COPIED:
         source = REPO / name
         if source.is_dir():
@@ -132,6 +131,11 @@ def workflow_copy(tmp_path_factory) -> Path:
         else:
             shutil.copy2(source, workdir / name)
     return workdir
+
+
+@pytest.fixture(scope="module")
+def workflow_copy(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("workflow"))
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +239,8 @@ BAD_CONFIGS = {
                            ["'nonexistent_experiment'", "bit_flipping"]),
     "unknown override": (lambda o, c: o.update(bit_flipp={"seeds": 1}), ["'bit_flipp'"]),
     "schema: seeds_per_job 0": (lambda o, c: c.update(seeds_per_job=0), ["seeds_per_job", "0", "minimum"]),
+    "schema: checkpoint minutes -1": (lambda o, c: c.update(checkpoint={"minutes": -1, "tasks": None}),
+                                      ["checkpoint.minutes", "-1", "minimum"]),
     "schema: width 0": (lambda o, c: o["bit_flipping"].update(model={"width": 0}),
                         ["'bit_flipping'", "model.width", "minimum"]),
     "unknown hyperparameter": (

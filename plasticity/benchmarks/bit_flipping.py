@@ -20,6 +20,7 @@ def _signs(shape, gen):
 @register("bit_flipping")
 class BitFlipping(Benchmark):
     out_features = 1
+    stream_attributes = ("flipping_bits", "position")
 
     def __init__(self, seeds, device, num_inputs: int = 20, num_flipping_bits: int = 15, flip_every: int = 10_000,
                  target_width: int = 100, beta: float = 0.7, flip_one: bool = False, mnist_path=None):
@@ -33,7 +34,6 @@ class BitFlipping(Benchmark):
         self.target_out_bias = torch.stack([_signs((1,), g) for g in target_gens])
         negatives = (num_inputs - self.target_weight.sum(dim=2) + self.target_bias) / 2
         self.threshold = beta * (num_inputs + 1) - negatives
-        self.gens = generators(seeds, "data")
         self.flipping_bits = torch.stack([torch.randint(0, 2, (num_flipping_bits,), generator=g).float()
                                           for g in self.gens])
         self.position = 0                                          # examples generated so far

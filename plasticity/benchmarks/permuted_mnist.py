@@ -11,13 +11,13 @@ import torch
 from plasticity.benchmarks import Benchmark, register
 from plasticity.config import ConfigError
 from plasticity.data.mnist import load_mnist
-from plasticity.seeding import generators
 
 
 @register("permuted_mnist")
 class PermutedMnist(Benchmark):
     in_features = 784
     out_features = 10
+    stream_attributes = ("permutation", "order", "position")
 
     def __init__(self, seeds, device, examples_per_task: int = 60_000, mnist_path=None):
         super().__init__(seeds, device)
@@ -28,7 +28,6 @@ class PermutedMnist(Benchmark):
         self.images = data["x_train"].reshape(len(data["x_train"]), -1).float().div_(255)
         self.labels = data["y_train"]
         self.examples_per_task = examples_per_task
-        self.gens = generators(seeds, "data")
         self.position = 0                                           # examples generated so far
         self.permutation = self.order = None
 

@@ -45,6 +45,14 @@ class ResettableAdam(torch.optim.Optimizer):
                 param.addcdiv_(state["exp_avg"] / first_correction, denom, value=-group["lr"])
         return loss
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        """torch leaves a loaded "step" where it was saved (it is a scalar on the CPU in torch's Adam); ours is a
+        tensor like the parameter, so it follows the parameter's device, as the moments do."""
+        super().load_state_dict(state_dict)
+        for param, state in self.state.items():
+            if "step" in state:
+                state["step"] = state["step"].to(param.device)
+
     @torch.no_grad()
     def reset(self, param: torch.Tensor, index) -> None:
         """Forget the moments and step count of `param[index]` (a reinitialised unit's weights)."""

@@ -1,3 +1,6 @@
+# A job also keeps its checkpoint, results/runs/{experiment}/{run}/seeds{block}.ckpt, while it runs (see
+# plasticity/checkpoint.py). It is deliberately not an output: Snakemake then neither deletes it when the job fails
+# nor takes it for a result, and the rerun resumes from it; the job deletes it once its outputs are written.
 rule train:
     input:
         unpack(train_inputs),
@@ -7,6 +10,7 @@ rule train:
     params:
         spec=train_spec,
         mnist=train_mnist_flag,
+        checkpoint=train_checkpoint_flags,
     log:
         "logs/train/{experiment}/{run}/seeds{block}.log",
     wildcard_constraints:
@@ -22,4 +26,4 @@ rule train:
         "../../envs/train.yaml"
     shell:
         "OMP_NUM_THREADS={threads} plasticity train --spec {params.spec:q} --out {output.parquet} {params.mnist}"
-        " > {log} 2>&1"
+        " {params.checkpoint} > {log} 2>&1"

@@ -1,0 +1,340 @@
+"""Checkpoints: a killed or preempted training job resumes and ends with exactly the numbers of an uninterrupted run
+(on the CPU): in process for every method (a crash or a SIGTERM at a chosen step), as a `plasticity train` process
+killed with SIGKILL or stopped with SIGTERM, and under Snakemake.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+import plasticity.train
+from plasticity.benchmarks.bit_flipping import BitFlipping
+from plasticity.benchmarks.permuted_mnist import PermutedMnist
+from plasticity.checkpoint import CHECK_EVERY_STEPS, Checkpoints, Terminated
+from plasticity.config import deep_merge, expand_runs, job_spec, load_protocol
+from plasticity.methods import METHODS
+from plasticity.train import train
+from test_workflow import copy_workflow, snakemake
+
+REPO = Path(__file__).resolve().parents[1]
+PROTOCOL = load_protocol(REPO / "config/experiments.yaml")
+# CBP replaces a unit every few dozen steps with these, so that generate-and-test runs across the checkpoints.
+FREQUENT_REPLACEMENT = {"replacement_rate": 0.01, "maturity_threshold": 5}
+
+
+def bit_flipping(run_group: str, examples: int) -> dict:
+    """The job spec of the first run of a bit-flipping run group, shortened, on seeds 0 and 1."""
+    experiment = deep_merge(PROTOCOL["bit_flipping"],
+                            {"examples": examples, "bin_size": 500, "benchmark_args": {"flip_every": 700}})
+    if run_group == "cbp":
+        experiment["runs"]["cbp"]["hparams"].update(FREQUENT_REPLACEMENT)
+    run = next(run for run in expand_runs(experiment) if run == run_group or run.startswith(f"{run_group}-"))
+    return job_spec("bit_flipping", experiment, run, [0, 1], "cpu")
+
+
+def permuted_mnist_cbp() -> dict:
+    """CBP with Adam and accumulated replacements on tiny permuted MNIST: 5 tasks of 300 examples, probed."""
+    experiment = deep_merge(PROTOCOL["pmnist_methods"], {
+        "examples": 1500, "bin_size": 300, "model": {"width": 12}, "probe": {"size": 30},
+        "benchmark_args": {"examples_per_task": 300}})
+    experiment["runs"]["cbp"]["hparams"].update(FREQUENT_REPLACEMENT, optimizer="adam", accumulate=True)
+    return job_spec("pmnist_methods", experiment, "cbp", [0, 1], "cpu")
+
+
+# (spec, checkpoint schedule, step at which the run crashes): every method of the protocol, and permuted MNIST
+# checkpointed at task boundaries (300, 600, 900 examples: the crash at 1000 resumes from 900).
+CASES = {
+    **{run: (bit_flipping(run, 3000), {"minutes": 0}, 1300) for run in ("bp", "adam", "l2", "shrink_perturb", "cbp")},
+    "permuted_mnist_cbp": (permuted_mnist_cbp(), {"minutes": None, "tasks": 1}, 1000),
+}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread, as each Snakemake training job has: two threads on a busy 2-core machine are many times
+    slower at these small sizes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Crash(Exception):
+    """Stands for a kill: the process ends in the middle of a step."""
+
+
+def at_call(monkeypatch, call: int, action) -> None:
+    """Run `action()` in the `call`-th loss computation (of step `call` - 1) of the next training run."""
+    calls = itertools.count(1)
+    original = plasticity.train.loss_and_output_grad
+
+    def counting(*args):
+        if next(calls) == call:
+            action()
+        return original(*args)
+
+    monkeypatch.setattr(plasticity.train, "loss_and_output_grad", counting)
+
+
+def crash():
+    raise Crash
+
+
+def load(checkpoint: Path) -> dict:
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)
+
+
+def assert_units_were_replaced(saved: dict) -> None:
+    """A unit's CBP age counts the steps since it was (re)initialised: below the step count once it was replaced."""
+    assert any((age < saved["step"]).any() for age in saved["state"]["method"]["age"]), "no unit was replaced"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_resumed_run_equals_uninterrupted_run(case, tmp_path, monkeypatch, mnist_file):
+    spec, schedule, crash_step = CASES[case]
+    mnist = mnist_file if spec["benchmark"] == "permuted_mnist" else None
+    uninterrupted = train(spec, mnist, progress=False)
+    checkpoint = tmp_path / "job.ckpt"
+    at_call(monkeypatch, crash_step, crash)
+    with pytest.raises(Crash):
+        train(spec, mnist, progress=False, checkpoints=Checkpoints(checkpoint, **schedule))
+    monkeypatch.undo()
+    saved = load(checkpoint)
+    assert crash_step - CHECK_EVERY_STEPS <= saved["step"] < crash_step
+    if "tasks" in schedule:
+        assert saved["examples"] == 900, "saved at the last task boundary"
+    if spec["method"] == "cbp":
+        assert_units_were_replaced(saved)
+    resumed = Checkpoints(checkpoint, **schedule)
+    frame = train(spec, mnist, progress=False, checkpoints=resumed)
+    assert resumed.resumed_at == [saved["examples"]]
+    pd.testing.assert_frame_equal(frame, uninterrupted, check_exact=True)
+
+
+def test_every_method_is_checked():
+    """The checkpoint protocol (docs/architecture.md) holds for every method: a new one gets a case in CASES."""
+    missing = set(METHODS) - {spec["method"] for spec, _, _ in CASES.values()}
+    assert not missing, f"add a resume case for method(s) {sorted(missing)} to CASES"
+
+
+def test_sigterm_saves_at_the_next_step_boundary_and_stops(tmp_path, monkeypatch):
+    spec = bit_flipping("cbp", 3000)
+    uninterrupted = train(spec, progress=False)
+    checkpoint = tmp_path / "job.ckpt"
+    handler = signal.getsignal(signal.SIGTERM)
+    at_call(monkeypatch, 1000, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    with pytest.raises(Terminated):
+        train(spec, progress=False, checkpoints=Checkpoints(checkpoint, minutes=None))
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGTERM) is handler, "the SIGTERM handler is put back"
+    assert load(checkpoint)["step"] == 1000, "the signal came during step 999: saved before step 1000"
+    frame = train(spec, progress=False, checkpoints=Checkpoints(checkpoint, minutes=None))
+    pd.testing.assert_frame_equal(frame, uninterrupted, check_exact=True)
+
+
+def test_checkpoint_of_another_spec_or_unreadable_is_ignored_with_a_warning(tmp_path, monkeypatch, capsys):
+    checkpoint = tmp_path / "job.ckpt"
+    other = bit_flipping("l2", 2000)
+    at_call(monkeypatch, 1500, crash)
+    with pytest.raises(Crash):
+        train(other, progress=False, checkpoints=Checkpoints(checkpoint, minutes=0))
+    monkeypatch.undo()
+    spec = bit_flipping("bp", 2000)
+    resumed = Checkpoints(checkpoint, minutes=None)
+    frame = train(spec, progress=False, checkpoints=resumed)
+    assert "written for a job spec that differs in hparams, method, run; starting afresh" in capsys.readouterr().err
+    assert resumed.resumed_at == []
+    pd.testing.assert_frame_equal(frame, train(spec, progress=False), check_exact=True)
+
+    checkpoint.write_bytes(b"truncated")
+    train(spec, progress=False, checkpoints=Checkpoints(checkpoint, minutes=None))
+    assert f"ignoring unreadable {checkpoint}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("make", [
+    lambda mnist: BitFlipping([0, 1], "cpu", flip_every=70),
+    lambda mnist: PermutedMnist([0, 1], "cpu", examples_per_task=90, mnist_path=mnist),
+], ids=["bit_flipping", "permuted_mnist"])
+def test_benchmark_resumes_its_stream_exactly(make, mnist_file):
+    """Saved anywhere (mid-chunk, at a chunk's end, after a peek across chunks), the stream goes on identically."""
+    stream = make(mnist_file)
+    stream.chunk = 50
+    for batch in (1, 49, 20, 30):
+        stream.next_batch(batch)
+        resumed = make(mnist_file)
+        resumed.chunk = 50
+        resumed.load_state_dict(stream.state_dict())
+        assert torch.equal(resumed.peek(120), stream.peek(120))
+        for size in (7, 60, 3):
+            for expected, got in zip(stream.next_batch(size), resumed.next_batch(size)):
+                assert torch.equal(got, expected)
+
+
+# --- `plasticity train` as a process -------------------------------------------------------------------------------
+
+def start_training(spec: dict, out: Path, *options: str) -> subprocess.Popen:
+    """`plasticity train` in a process of its own (one torch thread, as under Snakemake), its stderr in out.log."""
+    command = [sys.executable, "-m", "plasticity.cli", "train", "--spec", json.dumps(spec), "--out", str(out),
+               *options]
+    with open(out.with_suffix(".log"), "a") as log:
+        return subprocess.Popen(command, cwd=REPO, stderr=log, env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+
+def train_to_the_end(spec: dict, out: Path, *options: str) -> pd.DataFrame:
+    assert start_training(spec, out, *options).wait(timeout=300) == 0, out.with_suffix(".log").read_text()
+    return pd.read_parquet(out)
+
+
+def wait_for(path: Path, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert process.poll() is None, "the job ended before it saved a checkpoint"
+        assert time.monotonic() < deadline, f"no {path} after 2 minutes"
+        time.sleep(0.01)
+
+
+def interrupt_after_checkpoints(spec: dict, out: Path, sig: int, after_seconds: float) -> int:
+    """Start the job saving at every check, send `sig` `after_seconds` after its first save; its exit code."""
+    process = start_training(spec, out, "--checkpoint-minutes", "0")
+    wait_for(out.with_suffix(".ckpt"), process)
+    time.sleep(after_seconds)
+    process.send_signal(sig)
+    code = process.wait(timeout=120)
+    assert not out.exists(), "the job finished before the signal: make it longer"
+    assert out.with_suffix(".ckpt").exists()
+    return code
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The results of the process tests' jobs, each run once without interruption."""
+    directory = tmp_path_factory.mktemp("uninterrupted")
+    return {name: train_to_the_end(spec, directory / f"{name}.parquet") for name, spec in PROCESS_JOBS.items()}
+
+
+PROCESS_JOBS = {"bp": bit_flipping("bp", 10_000), "cbp": bit_flipping("cbp", 6000)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PROCESS_JOBS))
+def test_job_killed_mid_run_resumes_to_the_same_results(name, uninterrupted, tmp_path):
+    spec, out = PROCESS_JOBS[name], tmp_path / "seeds0-1.parquet"
+    assert interrupt_after_checkpoints(spec, out, signal.SIGKILL, after_seconds=0.5) == -signal.SIGKILL
+    saved = load(out.with_suffix(".ckpt"))
+    assert 0 < saved["examples"] < spec["examples"]
+    if spec["method"] == "cbp":
+        assert_units_were_replaced(saved)
+    frame = train_to_the_end(spec, out)
+    pd.testing.assert_frame_equal(frame, uninterrupted[name], check_exact=True)
+    log = out.with_suffix(".log").read_text()
+    assert f"resuming from {out.with_suffix('.ckpt')} at {saved['examples']} examples" in log
+    assert json.loads(out.with_suffix(".json").read_text())["resumed_at_examples"] == [saved["examples"]]
+    assert [path.name for path in tmp_path.iterdir() if path.suffix == ".ckpt"] == [], "checkpoints are removed"
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_exits_non_zero_and_the_rerun_completes(uninterrupted, tmp_path):
+    spec, out = PROCESS_JOBS["cbp"], tmp_path / "seeds0-1.parquet"
+    assert interrupt_after_checkpoints(spec, out, signal.SIGTERM, after_seconds=0.2) == 128 + signal.SIGTERM
+    assert "stopping after SIGTERM" in out.with_suffix(".log").read_text()
+    pd.testing.assert_frame_equal(train_to_the_end(spec, out), uninterrupted["cbp"], check_exact=True)
+
+
+# --- under Snakemake ------------------------------------------------------------------------------------------------
+
+def training_process(workdir: Path) -> int | None:
+    """The pid of the `plasticity train` process that runs in `workdir` (not the shell around it), if any."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if b"train" in (entry / "cmdline").read_bytes().split(b"\0") and \
+                    os.readlink(entry / "cwd") == os.path.realpath(workdir):
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+RESUME_SCALE = {"scale": "resume", "experiments": ["bit_flipping"], "seeds_per_job": 2, "device": "cpu",
+                "checkpoint": {"minutes": 0, "tasks": None},
+                "overrides": {"resume": {"bit_flipping": {"examples": 12_000, "bin_size": 500, "seeds": 2}}}}
+KILLED_JOB = "results/runs/bit_flipping/bp-activation_relu-lr_0.01/seeds0-1"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="finds the training process through /proc")
+def test_killed_job_is_rerun_by_snakemake_and_resumes(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    (workdir / "config/resume.yaml").write_text(yaml.safe_dump(RESUME_SCALE))
+    arguments = [f"{KILLED_JOB}.parquet", "--cores", "1", "--configfile", "config/resume.yaml"]
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    run = subprocess.Popen([sys.executable, "-m", "snakemake", *arguments], cwd=workdir, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(workdir / f"{KILLED_JOB}.ckpt", run)
+    time.sleep(0.3)
+    os.kill(training_process(workdir), signal.SIGKILL)
+    assert run.wait(timeout=120) != 0
+    assert not (workdir / f"{KILLED_JOB}.parquet").exists() and (workdir / f"{KILLED_JOB}.ckpt").exists()
+
+    planned = snakemake(workdir, "-n", *arguments).stdout
+    assert f"output: {KILLED_JOB}.parquet" in planned, planned
+    snakemake(workdir, *arguments)
+    log = workdir / "logs/train" / Path(KILLED_JOB).relative_to("results/runs").with_suffix(".log")
+    assert f"resuming from {KILLED_JOB}.ckpt" in log.read_text()
+    assert json.loads((workdir / f"{KILLED_JOB}.json").read_text())["resumed_at_examples"]
+    assert not (workdir / f"{KILLED_JOB}.ckpt").exists()
+
+    other_schedule = {**RESUME_SCALE, "checkpoint": {"minutes": 5, "tasks": 2}}
+    (workdir / "config/resume.yaml").write_text(yaml.safe_dump(other_schedule))
+    assert "Nothing to be done" in snakemake(workdir, "-n", *arguments).stdout, "checkpoint settings rerun nothing"
+
+
+# --- GPU -------------------------------------------------------------------------------------------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def on(device: str, spec: dict) -> dict:
+    return {**spec, "device": device}
+
+
+def assert_close_frames(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Equal but for float rounding: CPU and GPU sum in different orders (docs/architecture.md)."""
+    pd.testing.assert_frame_equal(got.drop(columns="value"), expected.drop(columns="value"))
+    torch.testing.assert_close(torch.tensor(got.value.values), torch.tensor(expected.value.values),
+                               rtol=1e-4, atol=1e-5, equal_nan=True)
+
+
+@needs_cuda
+@pytest.mark.parametrize("case", ["cbp", "permuted_mnist_cbp"])
+def test_cuda_agrees_with_cpu_within_float_tolerance(case, mnist_file):
+    spec = CASES[case][0]
+    spec = {**spec, "examples": 600, "bin_size": 300} if spec["benchmark"] == "permuted_mnist" else \
+        {**spec, "examples": 500, "bin_size": 500}
+    mnist = mnist_file if spec["benchmark"] == "permuted_mnist" else None
+    assert_close_frames(train(on("cuda", spec), mnist, progress=False), train(spec, mnist, progress=False))
+
+
+@needs_cuda
+@pytest.mark.parametrize("first, then", [("cpu", "cuda"), ("cuda", "cpu")])
+def test_checkpoint_resumes_on_another_device(first, then, tmp_path, monkeypatch):
+    spec = bit_flipping("cbp", 1000)
+    checkpoint = tmp_path / "job.ckpt"
+    at_call(monkeypatch, 700, crash)
+    with pytest.raises(Crash):
+        train(on(first, spec), progress=False, checkpoints=Checkpoints(checkpoint, minutes=0))
+    monkeypatch.undo()
+    resumed = Checkpoints(checkpoint, minutes=0)
+    frame = train(on(then, spec), progress=False, checkpoints=resumed)
+    assert resumed.resumed_at == [512]
+    assert_close_frames(frame, train(spec, progress=False))
