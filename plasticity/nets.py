@@ -101,6 +101,9 @@ class SeedMLP(nn.Module):
         self._row_abs_sums: list[torch.Tensor] | None = None
         self._col_abs_sums: list[torch.Tensor] | None = None
         self._magnitudes_version: list[int] = []
+        # Checkpoints carry the sums (see get_extra_state); they are restored once the parameters are loaded.
+        self._loaded_magnitudes: dict | None = None
+        self.register_load_state_dict_post_hook(SeedMLP._restore_magnitudes)
 
     @property
     def num_seeds(self) -> int:
@@ -211,6 +214,30 @@ class SeedMLP(nn.Module):
                 torch.sum(magnitude, dim=2, dtype=torch.float64, out=self._col_abs_sums[index])
                 self._magnitudes_version[index] = weight._version
         return True
+
+    def get_extra_state(self) -> dict:
+        """For `state_dict()` (checkpoints): the tracked |weight| sums and which are exact now. A resumed run must
+        continue these running sums, not re-sum the weights: a fresh sum differs from them in the last bits."""
+        if self._row_abs_sums is None:
+            return {}
+        return {"row_abs_sums": self._row_abs_sums, "col_abs_sums": self._col_abs_sums,
+                "exact": [version == weight._version
+                          for version, weight in zip(self._magnitudes_version, self._weights)]}
+
+    def set_extra_state(self, state: dict) -> None:
+        # load_state_dict calls this before it copies the layers' parameters (which bumps their versions), so the
+        # sums are put back by `_restore_magnitudes`, the post-load hook.
+        self._loaded_magnitudes = state or None
+
+    def _restore_magnitudes(self, incompatible_keys) -> None:
+        state, self._loaded_magnitudes = self._loaded_magnitudes, None
+        if state is None:
+            return
+        self.track_unit_magnitudes()
+        for mine, saved in zip(self._row_abs_sums + self._col_abs_sums, state["row_abs_sums"] + state["col_abs_sums"]):
+            mine.copy_(saved)
+        self._magnitudes_version = [weight._version if exact else -1
+                                    for exact, weight in zip(state["exact"], self._weights)]
 
     @torch.no_grad()
     def unit_magnitudes(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

@@ -44,19 +44,28 @@ def bit_flipping(run_group: str, examples: int) -> dict:
 
 
 def permuted_mnist_cbp() -> dict:
-    """CBP with Adam and accumulated replacements on tiny permuted MNIST: 5 tasks of 300 examples, probed."""
+    """CBP with SGD on tiny permuted MNIST (5 tasks of 300 examples, probed), as the paper runs it: replacements so
+    rare that the |weight| sums the CPU kernels keep run for hundreds of steps without a fresh sum."""
     experiment = deep_merge(PROTOCOL["pmnist_methods"], {
         "examples": 1500, "bin_size": 300, "model": {"width": 12}, "probe": {"size": 30},
         "benchmark_args": {"examples_per_task": 300}})
-    experiment["runs"]["cbp"]["hparams"].update(FREQUENT_REPLACEMENT, optimizer="adam", accumulate=True)
     return job_spec("pmnist_methods", experiment, "cbp", [0, 1], "cpu")
 
 
-# (spec, checkpoint schedule, step at which the run crashes): every method of the protocol, and permuted MNIST
-# checkpointed at task boundaries (300, 600, 900 examples: the crash at 1000 resumes from 900).
+def bit_flipping_cbp_adam() -> dict:
+    """CBP with Adam (whose moments and step counts it resets) and accumulated replacements."""
+    spec = bit_flipping("cbp", 3000)
+    spec["hparams"].update(optimizer="adam", accumulate=True)
+    return spec
+
+
+# spec, checkpoint schedule, and the steps at which the run crashes first and, resumed, again: every method of the
+# protocol, and permuted MNIST checkpointed at task boundaries (every 300 examples).
 CASES = {
-    **{run: (bit_flipping(run, 3000), {"minutes": 0}, 1300) for run in ("bp", "adam", "l2", "shrink_perturb", "cbp")},
-    "permuted_mnist_cbp": (permuted_mnist_cbp(), {"minutes": None, "tasks": 1}, 1000),
+    **{run: (bit_flipping(run, 3000), {"minutes": 0}, (700, 1900))
+       for run in ("bp", "adam", "l2", "shrink_perturb", "cbp")},
+    "cbp_adam": (bit_flipping_cbp_adam(), {"minutes": 0}, (700, 1900)),
+    "permuted_mnist_cbp": (permuted_mnist_cbp(), {"minutes": None, "tasks": 1}, (400, 1000)),
 }
 
 
@@ -95,6 +104,35 @@ def load(checkpoint: Path) -> dict:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)
 
 
+def crashed_run(spec: dict, mnist: str | None, checkpoint: Path, schedule: dict, monkeypatch, step: int) -> dict:
+    """Train (resuming from `checkpoint` if it is there) until step `step` crashes; the checkpoint it left."""
+    resumed_step = load(checkpoint)["step"] if checkpoint.exists() else 0
+    at_call(monkeypatch, step - resumed_step + 1, crash)
+    with pytest.raises(Crash):
+        train(spec, mnist, progress=False, checkpoints=Checkpoints(checkpoint, **schedule))
+    monkeypatch.undo()
+    return load(checkpoint)
+
+
+def assert_same_state(got, expected, where: str = "state") -> None:
+    """Equal to the last bit, NaN included, through nested dicts, lists and tuples."""
+    if isinstance(expected, torch.Tensor):
+        same = (got.dtype == expected.dtype and got.shape == expected.shape
+                and torch.equal(got.isnan(), expected.isnan())
+                and torch.equal(got.nan_to_num(), expected.nan_to_num()))
+        assert same, f"{where} differs"
+    elif isinstance(expected, dict):
+        assert got.keys() == expected.keys(), where
+        for key in expected:
+            assert_same_state(got[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, (list, tuple)):
+        assert len(got) == len(expected), where
+        for index, (mine, theirs) in enumerate(zip(got, expected)):
+            assert_same_state(mine, theirs, f"{where}[{index}]")
+    else:
+        assert got == expected, where
+
+
 def assert_units_were_replaced(saved: dict) -> None:
     """A unit's CBP age counts the steps since it was (re)initialised: below the step count once it was replaced."""
     assert any((age < saved["step"]).any() for age in saved["state"]["method"]["age"]), "no unit was replaced"
@@ -102,24 +140,34 @@ def assert_units_were_replaced(saved: dict) -> None:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_resumed_run_equals_uninterrupted_run(case, tmp_path, monkeypatch, mnist_file):
-    spec, schedule, crash_step = CASES[case]
+    """Crashed twice and resumed twice, a run saves the same state (every tensor, to the last bit) as one that
+    crashed once at the same step, and ends with the results of an uninterrupted run."""
+    spec, schedule, (first_crash, second_crash) = CASES[case]
     mnist = mnist_file if spec["benchmark"] == "permuted_mnist" else None
     uninterrupted = train(spec, mnist, progress=False)
-    checkpoint = tmp_path / "job.ckpt"
-    at_call(monkeypatch, crash_step, crash)
-    with pytest.raises(Crash):
-        train(spec, mnist, progress=False, checkpoints=Checkpoints(checkpoint, **schedule))
-    monkeypatch.undo()
-    saved = load(checkpoint)
-    assert crash_step - CHECK_EVERY_STEPS <= saved["step"] < crash_step
+    once = crashed_run(spec, mnist, tmp_path / "once.ckpt", schedule, monkeypatch, second_crash)
+
+    checkpoint = tmp_path / "twice.ckpt"
+    first = crashed_run(spec, mnist, checkpoint, schedule, monkeypatch, first_crash)
+    assert 0 < first["step"] <= first_crash
+    twice = crashed_run(spec, mnist, checkpoint, schedule, monkeypatch, second_crash)
+    assert twice["step"] == once["step"] > first["step"] and twice["resumed_at"] == [first["examples"]]
+    assert_same_state(twice["state"], once["state"])
     if "tasks" in schedule:
-        assert saved["examples"] == 900, "saved at the last task boundary"
-    if spec["method"] == "cbp":
-        assert_units_were_replaced(saved)
+        assert twice["examples"] % spec["benchmark_args"]["examples_per_task"] == 0, "saved at task boundaries"
+
     resumed = Checkpoints(checkpoint, **schedule)
     frame = train(spec, mnist, progress=False, checkpoints=resumed)
-    assert resumed.resumed_at == [saved["examples"]]
+    assert resumed.resumed_at == [first["examples"], twice["examples"]]
     pd.testing.assert_frame_equal(frame, uninterrupted, check_exact=True)
+
+
+def test_cbp_cases_replace_units(tmp_path, monkeypatch):
+    """The CBP cases above do exercise generate-and-test (besides its utilities) before they are resumed."""
+    for case in ("cbp", "cbp_adam"):
+        spec, schedule, (first_crash, _) = CASES[case]
+        assert_units_were_replaced(crashed_run(spec, None, tmp_path / f"{case}.ckpt", schedule, monkeypatch,
+                                               first_crash))
 
 
 def test_every_method_is_checked():
@@ -145,11 +193,7 @@ def test_sigterm_saves_at_the_next_step_boundary_and_stops(tmp_path, monkeypatch
 
 def test_checkpoint_of_another_spec_or_unreadable_is_ignored_with_a_warning(tmp_path, monkeypatch, capsys):
     checkpoint = tmp_path / "job.ckpt"
-    other = bit_flipping("l2", 2000)
-    at_call(monkeypatch, 1500, crash)
-    with pytest.raises(Crash):
-        train(other, progress=False, checkpoints=Checkpoints(checkpoint, minutes=0))
-    monkeypatch.undo()
+    crashed_run(bit_flipping("l2", 2000), None, checkpoint, {"minutes": 0}, monkeypatch, 1500)
     spec = bit_flipping("bp", 2000)
     resumed = Checkpoints(checkpoint, minutes=None)
     frame = train(spec, progress=False, checkpoints=resumed)
@@ -330,10 +374,7 @@ def test_cuda_agrees_with_cpu_within_float_tolerance(case, mnist_file):
 def test_checkpoint_resumes_on_another_device(first, then, tmp_path, monkeypatch):
     spec = bit_flipping("cbp", 1000)
     checkpoint = tmp_path / "job.ckpt"
-    at_call(monkeypatch, 700, crash)
-    with pytest.raises(Crash):
-        train(on(first, spec), progress=False, checkpoints=Checkpoints(checkpoint, minutes=0))
-    monkeypatch.undo()
+    crashed_run(on(first, spec), None, checkpoint, {"minutes": 0}, monkeypatch, 700)
     resumed = Checkpoints(checkpoint, minutes=0)
     frame = train(on(then, spec), progress=False, checkpoints=resumed)
     assert resumed.resumed_at == [512]

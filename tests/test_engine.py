@@ -149,7 +149,7 @@ def test_method_state_round_trips(method, hparams):
     inputs = torch.randn(20, 2, 1, 4)
     model, learner = fresh()
     steps(model, learner, inputs[:10])
-    saved_model = {k: v.clone() for k, v in model.state_dict().items()}
+    saved_model = copy.deepcopy(model.state_dict())
     saved_state = copy.deepcopy(learner.state.state_dict())
     steps(model, learner, inputs[10:])
     resumed, resumed_learner = fresh()
