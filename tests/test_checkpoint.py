@@ -360,19 +360,20 @@ def assert_close_frames(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 
 @needs_cuda
-@pytest.mark.parametrize("case", ["cbp", "permuted_mnist_cbp"])
+@pytest.mark.parametrize("case", ["bp", "permuted_mnist_cbp"])
 def test_cuda_agrees_with_cpu_within_float_tolerance(case, mnist_file):
-    spec = CASES[case][0]
-    spec = {**spec, "examples": 600, "bin_size": 300} if spec["benchmark"] == "permuted_mnist" else \
-        {**spec, "examples": 500, "bin_size": 500}
+    """A few hundred steps: 500 of bit-flipping regression, 600 of permuted MNIST (probes included)."""
+    spec, _, _ = CASES[case]
     mnist = mnist_file if spec["benchmark"] == "permuted_mnist" else None
+    spec = {**spec, "examples": 600, "bin_size": 300} if mnist else {**spec, "examples": 500, "bin_size": 500}
     assert_close_frames(train(on("cuda", spec), mnist, progress=False), train(spec, mnist, progress=False))
 
 
 @needs_cuda
+@pytest.mark.parametrize("case", ["shrink_perturb", "cbp_adam"])   # method state with streams and Adam's steps
 @pytest.mark.parametrize("first, then", [("cpu", "cuda"), ("cuda", "cpu")])
-def test_checkpoint_resumes_on_another_device(first, then, tmp_path, monkeypatch):
-    spec = bit_flipping("cbp", 1000)
+def test_checkpoint_resumes_on_another_device(case, first, then, tmp_path, monkeypatch):
+    spec = {**CASES[case][0], "examples": 1000}
     checkpoint = tmp_path / "job.ckpt"
     crashed_run(on(first, spec), None, checkpoint, {"minutes": 0}, monkeypatch, 700)
     resumed = Checkpoints(checkpoint, minutes=0)
