@@ -21,7 +21,7 @@ import yaml
 import plasticity.train
 from plasticity.benchmarks.bit_flipping import BitFlipping
 from plasticity.benchmarks.permuted_mnist import PermutedMnist
-from plasticity.checkpoint import CHECK_EVERY_STEPS, Checkpoints, Terminated
+from plasticity.checkpoint import Checkpoints, Terminated
 from plasticity.config import deep_merge, expand_runs, job_spec, load_protocol
 from plasticity.methods import METHODS
 from plasticity.train import train
@@ -235,52 +235,52 @@ def start_training(spec: dict, out: Path, *options: str) -> subprocess.Popen:
         return subprocess.Popen(command, cwd=REPO, stderr=log, env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
-def train_to_the_end(spec: dict, out: Path, *options: str) -> pd.DataFrame:
-    assert start_training(spec, out, *options).wait(timeout=300) == 0, out.with_suffix(".log").read_text()
+def train_to_the_end(spec: dict, out: Path) -> pd.DataFrame:
+    assert start_training(spec, out).wait(timeout=300) == 0, out.with_suffix(".log").read_text()
     return pd.read_parquet(out)
 
 
-def wait_for(path: Path, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
-    while not path.exists():
-        assert process.poll() is None, "the job ended before it saved a checkpoint"
-        assert time.monotonic() < deadline, f"no {path} after 2 minutes"
-        time.sleep(0.01)
+def wait_for_saves(checkpoint: Path, process: subprocess.Popen, saves: int) -> None:
+    """Wait until the job (saving every 256 steps) has saved `checkpoint` `saves` times: each save replaces the
+    file (a new inode, a new modification time). Waiting on progress, not on time, keeps most of the job ahead of
+    the signal however fast the machine is."""
+    deadline, seen = time.monotonic() + 120, set()
+    while len(seen) < saves:
+        assert process.poll() is None, f"the job ended after {len(seen)} saves"
+        assert time.monotonic() < deadline, f"{len(seen)} saves of {checkpoint} after 2 minutes"
+        try:
+            status = checkpoint.stat()
+            seen.add((status.st_ino, status.st_mtime_ns))
+        except FileNotFoundError:
+            pass
+        time.sleep(0.005)
 
 
-def interrupt_after_checkpoints(spec: dict, out: Path, sig: int, after_seconds: float) -> int:
-    """Start the job saving at every check, send `sig` `after_seconds` after its first save; its exit code."""
+def interrupt_after_saves(spec: dict, out: Path, sig: int) -> int:
+    """Start the job saving at every check, send `sig` after its third save; its exit code."""
     process = start_training(spec, out, "--checkpoint-minutes", "0")
-    wait_for(out.with_suffix(".ckpt"), process)
-    time.sleep(after_seconds)
+    wait_for_saves(out.with_suffix(".ckpt"), process, saves=3)
     process.send_signal(sig)
     code = process.wait(timeout=120)
-    assert not out.exists(), "the job finished before the signal: make it longer"
+    assert not out.exists(), "the job finished before the signal"
     assert out.with_suffix(".ckpt").exists()
     return code
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """The results of the process tests' jobs, each run once without interruption."""
-    directory = tmp_path_factory.mktemp("uninterrupted")
-    return {name: train_to_the_end(spec, directory / f"{name}.parquet") for name, spec in PROCESS_JOBS.items()}
-
-
-PROCESS_JOBS = {"bp": bit_flipping("bp", 10_000), "cbp": bit_flipping("cbp", 6000)}
+PROCESS_JOBS = {"bp": bit_flipping("bp", 6000), "cbp": bit_flipping("cbp", 4000)}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PROCESS_JOBS))
-def test_job_killed_mid_run_resumes_to_the_same_results(name, uninterrupted, tmp_path):
+def test_job_killed_mid_run_resumes_to_the_same_results(name, tmp_path):
     spec, out = PROCESS_JOBS[name], tmp_path / "seeds0-1.parquet"
-    assert interrupt_after_checkpoints(spec, out, signal.SIGKILL, after_seconds=0.5) == -signal.SIGKILL
+    assert interrupt_after_saves(spec, out, signal.SIGKILL) == -signal.SIGKILL
     saved = load(out.with_suffix(".ckpt"))
     assert 0 < saved["examples"] < spec["examples"]
     if spec["method"] == "cbp":
         assert_units_were_replaced(saved)
     frame = train_to_the_end(spec, out)
-    pd.testing.assert_frame_equal(frame, uninterrupted[name], check_exact=True)
+    pd.testing.assert_frame_equal(frame, train(spec, progress=False), check_exact=True)
     log = out.with_suffix(".log").read_text()
     assert f"resuming from {out.with_suffix('.ckpt')} at {saved['examples']} examples" in log
     assert json.loads(out.with_suffix(".json").read_text())["resumed_at_examples"] == [saved["examples"]]
@@ -288,11 +288,11 @@ def test_job_killed_mid_run_resumes_to_the_same_results(name, uninterrupted, tmp
 
 
 @pytest.mark.slow
-def test_sigterm_checkpoints_exits_non_zero_and_the_rerun_completes(uninterrupted, tmp_path):
+def test_sigterm_checkpoints_exits_non_zero_and_the_rerun_completes(tmp_path):
     spec, out = PROCESS_JOBS["cbp"], tmp_path / "seeds0-1.parquet"
-    assert interrupt_after_checkpoints(spec, out, signal.SIGTERM, after_seconds=0.2) == 128 + signal.SIGTERM
+    assert interrupt_after_saves(spec, out, signal.SIGTERM) == 128 + signal.SIGTERM
     assert "stopping after SIGTERM" in out.with_suffix(".log").read_text()
-    pd.testing.assert_frame_equal(train_to_the_end(spec, out), uninterrupted["cbp"], check_exact=True)
+    pd.testing.assert_frame_equal(train_to_the_end(spec, out), train(spec, progress=False), check_exact=True)
 
 
 # --- under Snakemake ------------------------------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def training_process(workdir: Path) -> int | None:
 
 RESUME_SCALE = {"scale": "resume", "experiments": ["bit_flipping"], "seeds_per_job": 2, "device": "cpu",
                 "checkpoint": {"minutes": 0, "tasks": None},
-                "overrides": {"resume": {"bit_flipping": {"examples": 12_000, "bin_size": 500, "seeds": 2}}}}
+                "overrides": {"resume": {"bit_flipping": {"examples": 6000, "bin_size": 500, "seeds": 2}}}}
 KILLED_JOB = "results/runs/bit_flipping/bp-activation_relu-lr_0.01/seeds0-1"
 
 
@@ -324,8 +324,7 @@ def test_killed_job_is_rerun_by_snakemake_and_resumes(tmp_path):
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     run = subprocess.Popen([sys.executable, "-m", "snakemake", *arguments], cwd=workdir, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(workdir / f"{KILLED_JOB}.ckpt", run)
-    time.sleep(0.3)
+    wait_for_saves(workdir / f"{KILLED_JOB}.ckpt", run, saves=3)
     os.kill(training_process(workdir), signal.SIGKILL)
     assert run.wait(timeout=120) != 0
     assert not (workdir / f"{KILLED_JOB}.parquet").exists() and (workdir / f"{KILLED_JOB}.ckpt").exists()
