@@ -225,19 +225,16 @@ def train_mnist_flag(wildcards, input):
     return f"--mnist {input.mnist}" if "mnist" in input.keys() else ""
 
 
-def checkpoint_file(parquet):
-    """Where a training job keeps its checkpoint: beside its output (see workflow/rules/train.smk)."""
-    return os.path.splitext(parquet)[0] + ".ckpt"
-
-
 def train_checkpoint_flags(wildcards, output):
-    """`plasticity train`'s checkpoint options, from the scale file's `checkpoint` (null -> off). A param computed
-    from the output is not a rerun trigger for Snakemake, and how often a job saves its state changes no result."""
+    """`plasticity train`'s checkpoint options: the file beside the output (see train.smk) and the scale file's
+    `checkpoint` settings (null -> off). A param computed from the output is not a rerun trigger for Snakemake,
+    and how often a job saves its state changes no result."""
     def value(setting):
         return "off" if setting is None else setting
 
     settings = config["checkpoint"]
-    return (f"--checkpoint {checkpoint_file(output.parquet)} --checkpoint-minutes {value(settings['minutes'])} "
+    path = os.path.splitext(output.parquet)[0] + ".ckpt"
+    return (f"--checkpoint {path} --checkpoint-minutes {value(settings['minutes'])} "
             f"--checkpoint-tasks {value(settings['tasks'])}")
 
 
