@@ -54,8 +54,8 @@ def resolve_device(requested: str) -> torch.device:
 class Recorder:
     """Collects (seed-vector) measurements and turns them into the tidy long table."""
 
-    def __init__(self, seeds: list[int]):
-        self.seeds = np.asarray(seeds)
+    def __init__(self, seeds: list[int], x_unit: str = "examples"):
+        self.seeds, self.x_unit = np.asarray(seeds), x_unit
         self.columns: dict[str, list] = {"seed": [], "x": [], "metric": [], "layer": [], "value": []}
 
     def add(self, x: int, metric: str, values: torch.Tensor, layer: int = 0) -> None:
@@ -72,7 +72,7 @@ class Recorder:
         hparams = canonical_json({"hparams": spec["hparams"], "model": spec["model"],
                                   "benchmark_args": spec["benchmark_args"]})
         for column, value in (("paper", spec["paper"]), ("experiment", spec["experiment"]), ("run", spec["run"]),
-                              ("method", spec["method"]), ("hparams", hparams), ("x_unit", "examples")):
+                              ("method", spec["method"]), ("hparams", hparams), ("x_unit", self.x_unit)):
             frame[column] = value
         return frame[["paper", "experiment", "run", "method", "hparams", "seed", "x", "x_unit", "metric", "layer",
                       "value"]]
@@ -93,6 +93,12 @@ def probe(model: SeedMLP, inputs: torch.Tensor, recorder: Recorder, x: int) -> N
 @torch.no_grad()
 def train(spec: dict, mnist_path: str | None = None, progress: bool = True) -> pd.DataFrame:
     """Train the job `spec` (see docs/architecture.md) and return its tidy results."""
+    protocol = spec.get("protocol", "online")
+    if protocol == "joint":
+        from plasticity.joint import train_joint
+        return train_joint(spec, mnist_path, progress)
+    if protocol != "online":
+        raise ConfigError(f"unknown protocol {protocol!r}; valid: joint, online")
     seeds, batch_size, bin_size = spec["seeds"], spec["batch_size"], spec["bin_size"]
     if bin_size % batch_size or spec["examples"] % bin_size:
         raise ConfigError(f"bin_size {bin_size} must be a multiple of batch_size {batch_size} and divide "
