@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from figures import _style
 from plasticity.config import RUN_FIELDS, canonical_json, expand_runs, load_protocol
@@ -91,6 +92,14 @@ def _hashable(settings: dict) -> dict:
     """Settings whose values are lists or dicts (angles, init) as canonical JSON text, so they compare as sets."""
     return {key: canonical_json(value) if isinstance(value, (dict, list)) else value
             for key, value in settings.items()}
+
+
+def column_figure(aggregate: pd.DataFrame, title: str, column_title: str) -> Figure:
+    """One column of the paper's Figs. 3-4: task-1 accuracy, task-1 loss and gain over iterations."""
+    fig = Figure(figsize=(7, 8))
+    draw_column(fig.subplots(3, 1, sharex=True), aggregate, column_title)
+    fig.suptitle(title)
+    return fig
 
 
 def experiment_notes(name: str, aggregate: pd.DataFrame, protocol: dict) -> tuple[str, bool]:

@@ -14,11 +14,7 @@ TITLE = "Fig. 3 (Split MNIST): stability gaps under class-incremental joint trai
 
 
 def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
-    fig = Figure(figsize=(7, 8))
-    axes = fig.subplots(3, 1, sharex=True)
-    _ngm.draw_column(axes, aggregates[EXPERIMENTS[0]], "Split MNIST")
-    fig.suptitle(TITLE)
-    return fig
+    return _ngm.column_figure(aggregates[EXPERIMENTS[0]], TITLE, "Split MNIST")
 
 
 def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:

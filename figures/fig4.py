@@ -14,11 +14,7 @@ TITLE = "Fig. 4 (Rotated MNIST): stability gaps under domain-incremental joint t
 
 
 def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
-    fig = Figure(figsize=(7, 8))
-    axes = fig.subplots(3, 1, sharex=True)
-    _ngm.draw_column(axes, aggregates[EXPERIMENTS[0]], "Rotated MNIST (0°, 80°, 160°)")
-    fig.suptitle(TITLE)
-    return fig
+    return _ngm.column_figure(aggregates[EXPERIMENTS[0]], TITLE, "Rotated MNIST (0°, 80°, 160°)")
 
 
 def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
