@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -46,17 +45,52 @@ def joint_benchmarks() -> list[str]:
     return sorted(name for name, cls in BENCHMARKS.items() if getattr(cls, "protocol", "online") == "joint")
 
 
-class CurveRecorder(Recorder):
-    """A Recorder that also takes whole curves (S, n) at once."""
+class JointRecord:
+    """Everything the joint protocol measures, as curves over iterations 0..N (NaN where not measured yet);
+    state_dict()/load_state_dict() for checkpoints."""
 
-    def add_curve(self, xs: np.ndarray, metric: str, values: torch.Tensor, layer: int = 0) -> None:
-        values = values.detach().double().cpu().numpy()
-        count, points = values.shape
-        self.columns["seed"].append(np.repeat(self.seeds, points))
-        self.columns["x"].append(np.tile(np.asarray(xs, dtype=np.int64), count))
-        self.columns["metric"].append(np.full(count * points, metric, dtype=object))
-        self.columns["layer"].append(np.full(count * points, layer, dtype=np.int64))
-        self.columns["value"].append(values.reshape(-1))
+    def __init__(self, num_seeds: int, contexts: int, layers: int, total: int):
+        nan = float("nan")
+        self.curves = {"task_accuracy": torch.full((num_seeds, contexts, total + 1), nan),
+                       "task_loss": torch.full((num_seeds, contexts, total + 1), nan),
+                       "test_accuracy": torch.full((num_seeds, total + 1), nan),
+                       "gain": torch.full((num_seeds, layers, total + 1), nan),
+                       **{name: torch.full((num_seeds, total + 1), nan)
+                          for name in ("train_loss", "train_accuracy", "entropy")}}
+        self.evaluated_from: list[int] = []     # per task, the first iteration it was evaluated at
+
+    def state_dict(self) -> dict:
+        return {"curves": {name: curve.clone() for name, curve in self.curves.items()},
+                "evaluated_from": list(self.evaluated_from)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, curve in self.curves.items():
+            curve.copy_(state["curves"][name])
+        self.evaluated_from = list(state["evaluated_from"])
+
+    def emit(self, recorder: Recorder, per_context: int) -> None:
+        """Add every measured point, then the stability-gap metrics of every seed, to `recorder`."""
+        curves, total = self.curves, self.curves["test_accuracy"].shape[1] - 1
+
+        def add(curve: torch.Tensor, metric: str, start: int, layer: int = 0) -> None:
+            for x in range(start, total + 1):
+                recorder.add(x, metric, curve[:, x], layer)
+
+        for task, start in enumerate(self.evaluated_from):
+            add(curves["task_accuracy"][:, task], "task_accuracy", start, task + 1)
+            add(curves["task_loss"][:, task], "task_loss", start, task + 1)
+        add(curves["test_accuracy"], "test_accuracy", 0)
+        for layer in range(curves["gain"].shape[1]):
+            add(curves["gain"][:, layer], "gain", 0, layer + 1)
+        for name in ("train_loss", "train_accuracy", "entropy"):
+            add(curves[name], name, 1)
+        for name, values in stability_gap.summary(curves["task_accuracy"].numpy(), per_context).items():
+            values = torch.as_tensor(values)
+            if values.dim() == 1:
+                recorder.add(total, name, values)
+            else:
+                for transition in range(values.shape[1]):
+                    recorder.add(total, name, values[:, transition], layer=transition + 1)
 
 
 def build_model(spec: dict, benchmark, seeds: list[int]) -> GainMLP:
@@ -65,6 +99,7 @@ def build_model(spec: dict, benchmark, seeds: list[int]) -> GainMLP:
                    model_spec["activation"], seeds, **(model_spec.get("init") or {}))
 
 
+@torch.enable_grad()     # plasticity.train.train, which dispatches here, runs without autograd
 def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True):
     """Train the joint-protocol job `spec` and return its tidy results."""
     seeds, batch_size = spec["seeds"], spec["batch_size"]
@@ -81,36 +116,34 @@ def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True
     learner = build_learner(spec["method"], model, seeds, spec["hparams"])
     evaluator = ContinualEvaluator(benchmark, spec["evaluation"]["samples_per_task"])
 
-    num_seeds, contexts, layers = len(seeds), benchmark.num_contexts, len(model.layers)
+    num_seeds, contexts = len(seeds), benchmark.num_contexts
     total = contexts * per_context
-    task_accuracy = torch.full((num_seeds, contexts, total + 1), float("nan"))
-    task_loss = torch.full_like(task_accuracy, float("nan"))
-    test_accuracy = torch.full((num_seeds, total + 1), float("nan"))
-    gains = torch.full((num_seeds, layers, total + 1), float("nan"))
-    batch = {name: torch.full((num_seeds, total), float("nan")) for name in ("train_loss", "train_accuracy",
-                                                                             "entropy")}
+    record = JointRecord(num_seeds, contexts, len(model.layers), total)
+    curves = record.curves
 
     def evaluate(n: int) -> None:
         model.eval()
         accuracy, loss, pooled = evaluator.evaluate(model)
         seen = accuracy.shape[1]
-        task_accuracy[:, :seen, n], task_loss[:, :seen, n], test_accuracy[:, n] = accuracy.cpu(), loss.cpu(), \
-            pooled.cpu()
-        gains[:, :, n] = torch.stack([gain.mean(1) for gain in model.gains()], dim=1).cpu()
+        curves["task_accuracy"][:, :seen, n], curves["task_loss"][:, :seen, n] = accuracy.cpu(), loss.cpu()
+        curves["test_accuracy"][:, n] = pooled.cpu()
+        curves["gain"][:, :, n] = torch.stack([gain.mean(1) for gain in model.gains()], dim=1).cpu()
+
+    def evaluate_task_from(task: int, n: int) -> None:
+        evaluator.add_task(task)
+        record.evaluated_from.append(n)
 
     tasks_evaluated = spec["evaluation"].get("tasks", "seen")
     if tasks_evaluated not in EVALUATED_TASKS:
         raise ConfigError(f"evaluation tasks {tasks_evaluated!r}; valid: {', '.join(EVALUATED_TASKS)}")
-    evaluated_from = [0]
-    evaluator.add_task(0)
+    evaluate_task_from(0, 0)
     evaluate(0)
     n = 0
     with tqdm(total=total, unit="it", disable=not progress, mininterval=5, file=sys.stderr,
               desc=f"{spec['experiment']}/{spec['run']} seeds {seeds[0]}-{seeds[-1]}") as bar:
         for context in range(contexts):
             if context > 0 and tasks_evaluated == "seen":
-                evaluator.add_task(context)
-                evaluated_from.append(n + 1)
+                evaluate_task_from(context, n + 1)
             benchmark.start_context(context)
             for step in range(per_context):
                 model.train()
@@ -122,32 +155,19 @@ def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True
                 learner.optimizer.step()
                 if learner.after_step is not None:
                     learner.after_step([hidden.detach() for hidden in model.hidden])
-                batch["train_loss"][:, n] = per_seed.detach().cpu()
-                batch["train_accuracy"][:, n] = (output.argmax(-1) == targets).float().mean(1).cpu()
-                batch["entropy"][:, n] = prediction_entropy(output).cpu()
                 n += 1
+                curves["train_loss"][:, n] = per_seed.detach().cpu()
+                curves["train_accuracy"][:, n] = (output.argmax(-1) == targets).float().mean(1).cpu()
+                curves["entropy"][:, n] = prediction_entropy(output).cpu()
                 if context > 0 and tasks_evaluated == "ended" and step == per_context - 1:
-                    evaluator.add_task(context)
-                    evaluated_from.append(n)
+                    evaluate_task_from(context, n)
                 evaluate(n)
                 bar.update(1)
 
-    recorder = CurveRecorder(seeds, x_unit="iterations")
-    xs = np.arange(total + 1)
-    for task, start in enumerate(evaluated_from):
-        recorder.add_curve(xs[start:], "task_accuracy", task_accuracy[:, task, start:], layer=task + 1)
-        recorder.add_curve(xs[start:], "task_loss", task_loss[:, task, start:], layer=task + 1)
-        recorder.add(0, "eval_samples", torch.full((num_seeds,), float(evaluator.sizes[task])), layer=task + 1)
-    recorder.add_curve(xs, "test_accuracy", test_accuracy)
-    for layer in range(layers):
-        recorder.add_curve(xs, "gain", gains[:, layer], layer=layer + 1)
-    for name, values in batch.items():
-        recorder.add_curve(xs[1:], name, values)
-    for name, values in stability_gap.summary(task_accuracy.numpy(), per_context).items():
-        values = torch.as_tensor(values)
-        if values.dim() == 1:
-            recorder.add(total, name, values)
-        else:
-            for transition in range(values.shape[1]):
-                recorder.add(total, name, values[:, transition], layer=transition + 1)
-    return recorder.frame(spec)
+    recorder = Recorder(seeds)
+    for task, size in enumerate(evaluator.sizes):
+        recorder.add(0, "eval_samples", torch.full((num_seeds,), float(size)), layer=task + 1)
+    record.emit(recorder, per_context)
+    frame = recorder.frame(spec)
+    frame["x_unit"] = "iterations"
+    return frame

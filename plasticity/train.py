@@ -54,8 +54,8 @@ def resolve_device(requested: str) -> torch.device:
 class Recorder:
     """Collects (seed-vector) measurements and turns them into the tidy long table."""
 
-    def __init__(self, seeds: list[int], x_unit: str = "examples"):
-        self.seeds, self.x_unit = np.asarray(seeds), x_unit
+    def __init__(self, seeds: list[int]):
+        self.seeds = np.asarray(seeds)
         self.columns: dict[str, list] = {"seed": [], "x": [], "metric": [], "layer": [], "value": []}
 
     def add(self, x: int, metric: str, values: torch.Tensor, layer: int = 0) -> None:
@@ -72,7 +72,7 @@ class Recorder:
         hparams = canonical_json({"hparams": spec["hparams"], "model": spec["model"],
                                   "benchmark_args": spec["benchmark_args"]})
         for column, value in (("paper", spec["paper"]), ("experiment", spec["experiment"]), ("run", spec["run"]),
-                              ("method", spec["method"]), ("hparams", hparams), ("x_unit", self.x_unit)):
+                              ("method", spec["method"]), ("hparams", hparams), ("x_unit", "examples")):
             frame[column] = value
         return frame[["paper", "experiment", "run", "method", "hparams", "seed", "x", "x_unit", "metric", "layer",
                       "value"]]

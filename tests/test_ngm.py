@@ -269,7 +269,8 @@ def test_joint_seed_results_do_not_depend_on_the_block(experiment, run, mnist_fi
 
 def test_joint_output_schema_and_evaluated_tasks(mnist_file):
     exp = small_joint("ngm_split_mnist", evaluation={"tasks": "seen"})
-    frame = train(job_spec("ngm_split_mnist", exp, "ngm_sgd", [0, 1], "cpu"), mnist_file, progress=False)
+    with torch.no_grad():                     # as plasticity.train runs; the joint loop turns autograd back on
+        frame = train(job_spec("ngm_split_mnist", exp, "ngm_sgd", [0, 1], "cpu"), mnist_file, progress=False)
     assert set(frame.x_unit) == {"iterations"} and set(frame.paper) == {"ngm2025"}
     accuracy = frame[frame.metric == "task_accuracy"]
     assert accuracy.groupby("layer").x.min().tolist() == [0, 4, 7, 10, 13]     # from its context's start
@@ -292,3 +293,26 @@ def test_joint_bad_input_is_a_clear_error(mnist_file):
     with pytest.raises(ConfigError, match="'bit_flipping' is not a joint-training benchmark; valid: "
                                           "permuted_mnist_joint, rotated_mnist, split_mnist"):
         train(job_spec("ngm_split_mnist", exp, "sgd", [0], "cpu"), mnist_file, progress=False)
+
+
+def test_joint_record_state_round_trips():
+    from plasticity.joint import JointRecord
+    record = JointRecord(num_seeds=2, contexts=3, layers=3, total=6)
+    record.curves["task_accuracy"][:, 0, :3] = 0.5
+    record.evaluated_from = [0, 4]
+    other = JointRecord(num_seeds=2, contexts=3, layers=3, total=6)
+    other.load_state_dict(copy.deepcopy(record.state_dict()))
+    assert other.evaluated_from == [0, 4]
+    torch.testing.assert_close(other.curves["task_accuracy"], record.curves["task_accuracy"], equal_nan=True)
+
+
+def test_rotation_map_matches_pil_rotate_as_the_reference_uses_it(mnist_file):
+    """The reference rotates PIL images with torchvision's rotate (nearest neighbour, no expansion, black fill)."""
+    image_module = pytest.importorskip("PIL.Image")
+    from plasticity.data.mnist import load_mnist
+    images = load_mnist(mnist_file)["x_test"][:50].numpy()
+    for angle in (80, 160):
+        index = rotation_map(angle).numpy()
+        for image in images:
+            theirs = np.asarray(image_module.fromarray(image).rotate(angle, resample=image_module.NEAREST))
+            assert (np.append(image.flatten(), 0)[index].reshape(28, 28) == theirs).all()
