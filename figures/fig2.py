@@ -1,7 +1,7 @@
 """Fig. 2: a gain boost approximates a two-timescale optimizer (the stability-gap paper's proof of principle).
 
-A 1-D linear model y = W_eff·x with constant input x learns a target T(t) under L = ½(T − y)²: T₁ first, then
-T₂. Three learners: slow weights only (plain gradient descent), fast + slow weights (w_fast decays back to 0,
+A 1-D linear model y = W_eff·x with constant input x learns a target T(t) under L = ½(T − y)²: T₁, then T₂ for a
+short window, then T₁ again (the authors' toy schedule). Three learners: slow weights only (plain gradient descent), fast + slow weights (w_fast decays back to 0,
 w_slow does not; y = w_fast + w_slow), and gain-modulated weights (W_eff = g·w, w updated by gradient descent on
 w, so ∂L/∂w = g·∂L/∂W_eff, and g ← γg + (1 − γ)g₀ + η·|w·e·x| with e = T − y: a burst of gain when the error
 jumps, as in the authors' toy code). Right: the loss over the effective weight at the time of peak gain, with the
@@ -20,7 +20,7 @@ EXPERIMENTS: list[str] = []
 PAPER_EXPERIMENTS = ["ngm_split_mnist"]   # shown with the stability-gap paper's figures
 TITLE = "Fig. 2: gain modulation as a two-timescale optimizer (1-D toy)"
 
-STEPS, SWITCH, X = 300, 150, 1.0
+STEPS, SWITCH, BACK, X = 300, 144, 154, 1.0     # T₂ from step SWITCH until step BACK, T₁ before and after
 TARGETS = (1.0, -1.0)
 SLOW_LR, FAST_LR, FAST_DECAY = 0.1, 0.2, 0.9
 GAIN_LR, G0, GAMMA, ETA = 0.1, 1.0, 0.9, 0.7
@@ -28,9 +28,10 @@ COLORS = {"slow": "indigo", "fast_slow": "royalblue", "gain": "darkorange"}
 LABELS = {"slow": "slow weight", "fast_slow": "fast + slow weights", "gain": "gain-modulated weight"}
 
 
-def simulate(steps: int = STEPS, switch: int = SWITCH) -> dict[str, np.ndarray]:
+def simulate(steps: int = STEPS, switch: int = SWITCH, back: int = BACK) -> dict[str, np.ndarray]:
     """Outputs of the three learners, the target, the gain, and each learner's step in W_eff, per time step."""
-    target = np.where(np.arange(steps) < switch, TARGETS[0], TARGETS[1])
+    t = np.arange(steps)
+    target = np.where((t >= switch) & (t < back), TARGETS[1], TARGETS[0])
     w_slow_only = w_fast = w_slow = 0.0
     w, g = 0.0, G0
     out = {key: np.zeros(steps) for key in ("slow", "fast_slow", "gain", "g", "step_slow", "step_fast_slow",
@@ -61,11 +62,11 @@ def simulate(steps: int = STEPS, switch: int = SWITCH) -> dict[str, np.ndarray]:
 
 def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
     sim = simulate()
-    peak = int(np.argmax(sim["g"]))
+    peak = int(np.argmax(sim["g"][:BACK]))     # the burst after the switch to T₂
     fig = Figure(figsize=(12, 4.2))
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1]})
     t = np.arange(STEPS)
-    left.axvspan(SWITCH, STEPS, color="0.92", linewidth=0)
+    left.axvspan(SWITCH, BACK, color="0.92", linewidth=0)
     for key in ("slow", "fast_slow", "gain"):
         left.plot(t, sim[key], color=COLORS[key], label=LABELS[key], linewidth=1.6)
     left.plot(t, sim["target"], ".", color="k", markersize=2, label="target")
@@ -73,11 +74,11 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
     twin = left.twinx()
     twin.plot(t, sim["g"], color="darkorange", alpha=0.35, linewidth=1)
     twin.set_ylabel("gain g", color="darkorange")
-    left.set_xlim(SWITCH - 50, SWITCH + 60)
+    left.set_xlim(100, 200)
     left.set_xlabel("time step")
     left.set_ylabel("output y")
     left.set_title("B, left: outputs (T₁ unshaded, T₂ shaded; dashed: peak gain)", loc="left", fontsize="medium")
-    left.legend(fontsize="small", loc="upper right")
+    left.legend(fontsize="small", loc="lower left")
 
     g_peak, t2 = sim["g"][peak], TARGETS[1]
     w_eff = np.linspace(t2 - 2.5, t2 + 2.5, 200)
@@ -100,7 +101,9 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
 
 def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
     sim = simulate()
-    return (f"{__doc__.split(chr(10) + chr(10))[1]} Constants: x = {X}, targets {TARGETS[0]:g} then {TARGETS[1]:g} "
-            f"from step {SWITCH}; slow learning rate {SLOW_LR}, fast {FAST_LR} with decay {FAST_DECAY}; gain "
-            f"learner's rate {GAIN_LR}, g₀ = {G0}, γ = {GAMMA}, η = {ETA}. Peak gain {sim['g'].max():.2f} at step "
-            f"{int(np.argmax(sim['g']))}. Scale: {scale} (the toy is the same at every scale).")
+    peak = int(np.argmax(sim["g"][:BACK]))
+    return (f"{__doc__.split(chr(10) + chr(10))[1]} Constants: x = {X}; target {TARGETS[0]:g}, {TARGETS[1]:g} in "
+            f"steps {SWITCH}-{BACK - 1}, then {TARGETS[0]:g} again; slow learning rate {SLOW_LR}, fast {FAST_LR} "
+            f"with decay {FAST_DECAY}; gain learner's rate {GAIN_LR}, g₀ = {G0}, γ = {GAMMA}, η = {ETA}. Peak gain "
+            f"after the switch {sim['g'][peak]:.2f} at step {peak}. Scale: {scale} (the toy is the same at every "
+            "scale).")
