@@ -123,11 +123,12 @@ def experiment_notes(name: str, aggregate: pd.DataFrame, protocol: dict) -> tupl
     return f"{name}: " + "; ".join(notes) + ".", deviates
 
 
-def caption(aggregates: dict[str, pd.DataFrame], scale: str, description: str) -> str:
+def caption(aggregates: dict[str, pd.DataFrame], scale: str, description: str, dots: bool = True) -> str:
     protocol = load_protocol(_style.PROTOCOL_PATH)
     lines = [description, "Lines: mean; bands: ± standard deviation across seeds (the paper's figures show the "
-             "standard error). Shaded: every other context. Dots: each context's minimum of the mean task-1 "
-             f"accuracy (the stability gap). Scale: {scale}."]
+             "standard error). Shaded: every other context."
+             + (" Dots: each context's minimum of the mean task-1 accuracy (the stability gap)." if dots else "")
+             + f" Scale: {scale}."]
     any_deviation = False
     for name, aggregate in aggregates.items():
         notes, deviates = experiment_notes(name, aggregate, protocol)

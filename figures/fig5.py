@@ -41,4 +41,4 @@ def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
     return _ngm.caption(aggregates, scale, "NGM-SGD and its ablation G0-SGD (gain held at g0 = 1, which makes it "
                         "plain SGD) on Split MNIST: accuracy on the pooled test data of the tasks evaluated after "
                         "every iteration (task 1 throughout, each later task from the end of its context), "
-                        "task-1 accuracy, and the gain.")
+                        "task-1 accuracy, and the gain.", dots=False)

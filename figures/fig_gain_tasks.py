@@ -43,4 +43,4 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
 def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
     return _ngm.caption(aggregates, scale, "The seed-mean gain of NGM-SGD averaged over the iterations of each "
                         "context (error bars: its standard deviation over those iterations), with a least-squares "
-                        "line per benchmark.")
+                        "line per benchmark.", dots=False)
