@@ -30,4 +30,5 @@ rule all:
         expand("results/figures/{figure}.{ext}", figure=selected_figures(), ext=["pdf", "png"]),
         "results/reproduction.csv",
         "results/reproduction.md",
+        table_targets(),
     default_target: True

@@ -19,7 +19,7 @@ from matplotlib.ticker import EngFormatter
 from plasticity.config import RUN_FIELDS, expand_runs, load_protocol
 
 PROTOCOL_PATH = Path(__file__).resolve().parents[1] / "config" / "experiments.yaml"
-STAT_COLUMNS = ("mean", "sem", "n", "n_diverged", "seeds")
+STAT_COLUMNS = ("mean", "sem", "n", "n_diverged", "seeds", "std")
 METHOD_LABELS = {"bp": "BP", "adam": "Adam", "l2": "L2", "shrink_perturb": "Shrink & Perturb", "cbp": "CBP",
                  "linear": "linear"}
 METHOD_COLORS = dict(zip(METHOD_LABELS, sns.color_palette("colorblind", len(METHOD_LABELS))))

@@ -1,13 +1,14 @@
 """Across-seed aggregation of the per-job tidy results: results/aggregate/{experiment}.parquet.
 
 Training jobs each hold one run on one block of seeds; figures need, per run, x, metric and layer, the mean and
-standard error across all seeds. Seeds whose value is NaN (they diverged) are left out of mean and sem and counted
+standard error (and standard deviation) across all seeds. Seeds whose value is NaN (they diverged) are left out of mean and sem and counted
 in `n_diverged`, so a figure can say how many seeds a curve rests on.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from plasticity.io import write_atomically
@@ -27,7 +28,7 @@ def read_parquets(inputs: list[str]) -> pd.DataFrame:
 
 
 def aggregate(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sem (ddof=1; NaN for one seed), n, n_diverged and seeds per GROUP_KEYS.
+    """Mean, sem (ddof=1; NaN for one seed), n, n_diverged, seeds and std per GROUP_KEYS.
 
     `seeds` counts every seed of the group, diverged or not. Two rows for one seed at one point mean the same
     seed block was passed twice (or two blocks overlap), which would silently shrink the standard error: refused.
@@ -39,6 +40,7 @@ def aggregate(tidy: pd.DataFrame) -> pd.DataFrame:
                          "is a seed block listed twice?")
     stats = mean_and_sem(tidy, GROUP_KEYS)
     stats["seeds"] = stats["n"] + stats["n_diverged"]
+    stats["std"] = stats["sem"] * np.sqrt(stats["n"])   # ddof 1; the stability-gap paper shows std bands
     return stats.sort_values(GROUP_KEYS, ignore_index=True)
 
 

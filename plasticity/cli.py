@@ -59,6 +59,11 @@ def _reproduce(args):
     write_reproduction(args.inputs, args.claims, args.out_csv, args.out_md, scale=args.scale)
 
 
+def _tables(args):
+    from plasticity.tables import write_tables
+    write_tables(args.inputs, args.claims, args.out_dir, scale=args.scale)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plasticity", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     figure = commands.add_parser("figure", help="draw one paper figure from aggregated results")
     figure.add_argument("name")
-    figure.add_argument("--inputs", nargs="+", required=True)
+    figure.add_argument("--inputs", nargs="*", default=[], help="aggregates (none for a simulation figure)")
     figure.add_argument("--out-pdf", required=True)
     figure.add_argument("--out-png", required=True)
     figure.add_argument("--scale", default="unknown")
@@ -104,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--out-md", required=True)
     reproduce.add_argument("--scale", default="unknown")
     reproduce.set_defaults(handler=_reproduce)
+    tables = commands.add_parser("tables", help="the stability-gap paper's Tables 1 and 2 (CSV, Markdown, LaTeX)")
+    tables.add_argument("--inputs", nargs="+", required=True, help="per-job parquets of the joint experiments")
+    tables.add_argument("--claims", required=True)
+    tables.add_argument("--out-dir", required=True)
+    tables.add_argument("--scale", default="unknown")
+    tables.set_defaults(handler=_tables)
     return parser
 
 

@@ -107,14 +107,17 @@ def parse_block_label(label: str) -> list[int]:
 def job_spec(name: str, experiment: dict, run_id: str, seeds: list[int], device: str) -> dict:
     """Everything one training job needs; its JSON is the Snakemake `params` that decides reruns."""
     run = expand_runs(experiment)[run_id]
-    return {
+    common = {
         "paper": experiment["paper"], "experiment": name, "run": run_id, "method": run["method"],
         "hparams": run["hparams"], "benchmark": experiment["benchmark"],
         "benchmark_args": run["benchmark_args"], "model": run["model"], "loss": experiment["loss"],
-        "examples": experiment["examples"], "batch_size": experiment["batch_size"],
-        "bin_size": experiment["bin_size"], "probe": experiment.get("probe"),
-        "seeds": seeds, "device": device,
     }
+    if experiment.get("protocol", "online") == "joint":
+        return {**common, "protocol": "joint", "batch_size": experiment["batch_size"],
+                "iterations_per_context": experiment["iterations_per_context"],
+                "evaluation": experiment["evaluation"], "seeds": seeds, "device": device}
+    return {**common, "examples": experiment["examples"], "batch_size": experiment["batch_size"],
+            "bin_size": experiment["bin_size"], "probe": experiment.get("probe"), "seeds": seeds, "device": device}
 
 
 def canonical_json(value) -> str:

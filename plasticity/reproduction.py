@@ -4,7 +4,7 @@ Inputs are the per-job tidy parquets (results/runs/...), not the aggregates: eve
 statistics (a change per seed, or per-seed final values), which an across-seed aggregate no longer holds, and the
 per-job files are small. Seeds whose value is NaN at a point used (they diverged) are left out and counted.
 
-A claim's `test` is one of three kinds (a `layer` key, default 0, may be `hidden`: the mean over layers >= 1):
+A claim's `test` is one of four kinds (a `layer` key, default 0, may be `hidden`: the mean over layers >= 1):
   change        {run, metric, from: first | extremum, direction: increase | decrease}
                 per seed: final bin minus the first bin, or minus the bin where the mean curve is most extreme
                 against the claimed direction (its peak for a decrease, its trough for an increase).
@@ -13,6 +13,10 @@ A claim's `test` is one of three kinds (a `layer` key, default 0, may be `hidden
                 sees the same data in every run of an experiment), else sem = sqrt(sem_a^2 + sem_b^2).
   threshold_at  {run, metric, at: {examples | task | fraction: value}, below | above: threshold}
                 the bin nearest the point (fraction: of the run's length) against the threshold.
+  near          {run, metric, layer?, target, tolerance}
+                our mean of the metric's last recorded value (the per-seed summaries of the stability-gap paper,
+                e.g. avg_sg) against the paper's number `target`: reproduced when they differ by at most
+                `tolerance` + 2 standard errors.
 Verdict: `reproduced` when the estimate lies on the claimed side by more than 2 standard errors, else `not
 reproduced`; `not run at this scale` when the experiment or run is absent or stops before the claimed point.
 """
@@ -33,7 +37,9 @@ MARGIN_SEMS = 2.0
 COLUMNS = {"claim_id": "claim id", "claim": "claim", "paper_value": "paper value", "source": "source",
            "scale": "scale", "our_value": "our value (mean ± sem)", "n_seeds": "n seeds", "verdict": "verdict"}
 # metric -> (display factor, unit, unit of a difference); online_accuracy is stored as a fraction in [0, 1]
-DISPLAY = {"online_accuracy": (100, "%", " pp"), "dead_units_pct": (1, "%", " pp")}
+DISPLAY = {"online_accuracy": (100, "%", " pp"), "dead_units_pct": (1, "%", " pp"),
+           **{metric: (100, "%", " pp") for metric in ("task_accuracy", "test_accuracy", "avg_acc_task1",
+                                                       "final_avg_acc", "min_acc", "wc_acc")}}
 
 
 class NotRun(Exception):
@@ -80,7 +86,8 @@ class Runs:
 
     def where(self, experiment: str, run: str, x: int) -> str:
         per_task = self.examples_per_task(experiment, run)
-        return f"{x:,} examples" + (f" (task {x / per_task:g})" if per_task else "")
+        unit = self.by_run[experiment, run]["x_unit"].iloc[0]
+        return f"{x:,} {unit}" + (f" (task {x / per_task:g})" if per_task else "")
 
 
 def _option(name: str, value, options: dict):
@@ -152,7 +159,19 @@ def threshold_at(runs: Runs, experiment: str, test: dict) -> tuple[str, str, str
     return value, n, _verdict(values.mean() - threshold, values.sem(), {"above": 1, "below": -1}[side])
 
 
-TESTS = {"change": change, "compare_final": compare_final, "threshold_at": threshold_at}
+def near(runs: Runs, experiment: str, test: dict) -> tuple[str, str, str]:
+    metric, run, target, tolerance = test["metric"], test["run"], test["target"], test["tolerance"]
+    curves = runs.curves(experiment, run, metric, test.get("layer", 0))
+    values, n = _seeds(curves[curves.columns[-1]])
+    difference = values.mean() - target
+    value = (f"{_format(metric, values.mean())} ± {_format(metric, values.std())} (std; sem "
+             f"{_format(metric, values.sem())}) vs paper {_format(metric, target)}; difference "
+             f"{_format_difference(metric, difference, values.sem())}")
+    close = abs(difference) <= tolerance + MARGIN_SEMS * values.sem()
+    return value, n, REPRODUCED if close else NOT_REPRODUCED
+
+
+TESTS = {"change": change, "compare_final": compare_final, "threshold_at": threshold_at, "near": near}
 
 
 def evaluate(claim: dict, runs: Runs) -> tuple[str, str, str]:

@@ -137,7 +137,14 @@ def train(spec: dict, mnist_path: str | None = None, progress: bool = True,
     """Train the job `spec` (see docs/architecture.md) and return its tidy results.
 
     With `checkpoints`, resume from its checkpoint if one matches, save the state as it says, and on SIGTERM save
-    and raise Terminated at the next step boundary."""
+    and raise Terminated at the next step boundary. (Joint-training jobs, minutes long at paper scale, are not
+    checkpointed.)"""
+    protocol = spec.get("protocol", "online")
+    if protocol == "joint":
+        from plasticity.joint import train_joint
+        return train_joint(spec, mnist_path, progress)
+    if protocol != "online":
+        raise ConfigError(f"unknown protocol {protocol!r}; valid: joint, online")
     seeds, batch_size, bin_size = spec["seeds"], spec["batch_size"], spec["bin_size"]
     if bin_size % batch_size or spec["examples"] % bin_size:
         raise ConfigError(f"bin_size {bin_size} must be a multiple of batch_size {batch_size} and divide "

@@ -26,14 +26,48 @@ def tidy(experiment: str, run: str, metric: str, values, x=None, layer: int = 0)
     settings = expand_runs(QUICK[experiment])[run]
     seeds, bins = np.meshgrid(np.arange(values.shape[0]), np.arange(values.shape[1]), indexing="ij")
     return pd.DataFrame({
-        "paper": "dohare2024", "experiment": experiment, "run": run, "method": settings["method"],
+        "paper": QUICK[experiment]["paper"], "experiment": experiment, "run": run, "method": settings["method"],
         "hparams": canonical_json({field: settings[field] for field in ("hparams", "model", "benchmark_args")}),
-        "seed": seeds.ravel(), "x": x[bins.ravel()], "x_unit": "examples", "metric": metric, "layer": layer,
+        "seed": seeds.ravel(), "x": x[bins.ravel()],
+        "x_unit": "iterations" if QUICK[experiment].get("protocol") == "joint" else "examples",
+        "metric": metric, "layer": layer,
         "value": values.ravel()})
+
+
+def synthetic_joint_experiment(experiment: str, seeds: int = 3, every: int = 1) -> pd.DataFrame:
+    """Every run of a joint-protocol experiment at quick scale: task curves that dip after each switch, gains,
+    and the per-seed summary metrics at the end, each point every `every` iterations."""
+    rng = np.random.default_rng(0)
+    protocol = QUICK[experiment]
+    per_context = protocol["iterations_per_context"]
+    tasks = protocol["benchmark_args"].get("num_tasks") or len(protocol["benchmark_args"]["angles"])
+    total = per_context * tasks
+    x = np.arange(0, total + 1, every)
+    frames = []
+    for number, run in enumerate(expand_runs(protocol)):
+        def curve(level):
+            dips = sum(np.exp(-np.clip(x - c * per_context, 0, None) / 20) * (x > c * per_context)
+                       for c in range(1, tasks))
+            return level - 0.2 * (number % 3) * dips + 0.01 * rng.standard_normal((seeds, len(x)))
+        for task in range(1, tasks + 1):
+            frames.append(tidy(experiment, run, "task_accuracy", curve(0.95), x, task))
+            frames.append(tidy(experiment, run, "task_loss", 1 - curve(0.95), x, task))
+            frames.append(tidy(experiment, run, "eval_samples", np.full((seeds, 1), 1000.0), [0], task))
+        frames.append(tidy(experiment, run, "test_accuracy", curve(0.9), x))
+        for layer in (1, 2, 3):
+            frames.append(tidy(experiment, run, "gain", 1 + 2 * (1 - curve(1.0)) * (number == 0), x, layer))
+        for transition in range(1, tasks):
+            frames.append(tidy(experiment, run, "stability_gap", rng.uniform(0, 0.5, (seeds, 1)), [total],
+                               transition))
+        for metric in ("avg_sg", "avg_acc_task1", "final_avg_acc", "min_acc", "wc_acc"):
+            frames.append(tidy(experiment, run, metric, rng.uniform(0, 1, (seeds, 1)), [total]))
+    return pd.concat(frames, ignore_index=True)
 
 
 def synthetic_experiment(experiment: str, seeds: int = 3, bins: int = 12) -> pd.DataFrame:
     """Every run of an experiment at quick scale, with noisy drifting curves for the metrics its figure uses."""
+    if QUICK[experiment].get("protocol") == "joint":
+        return synthetic_joint_experiment(experiment, seeds)
     rng = np.random.default_rng(0)
     protocol = QUICK[experiment]
     x = np.linspace(protocol["examples"] / bins, protocol["examples"], bins).astype(int)
@@ -196,7 +230,7 @@ def test_threshold_at(tmp_path):
 
 def test_bad_test_kind_names_the_valid_ones(tmp_path):
     frame = tidy("bit_flipping", "cbp", "squared_error", FLAT)
-    with pytest.raises(ValueError, match=r"claim 'c0'.*valid: \['change', 'compare_final', 'threshold_at'\]"):
+    with pytest.raises(ValueError, match=r"claim 'c0'.*valid: \['change', 'compare_final', 'near', 'threshold_at'\]"):
         verdicts(tmp_path, frame, [{"kind": "slope", "run": "cbp", "metric": "squared_error"}])
 
 
@@ -238,3 +272,30 @@ def test_caption_states_the_claims_verdicts_at_this_scale(aggregate_paths, tmp_p
                 str(tmp_path / "f.png"), scale="quick", runs=[str(runs)], claims="config/claims.yaml")
     assert "At this scale: BP with ReLU at step size 0.01 loses plasticity" in captions[0]
     assert captions[0].count("Reproduced") + captions[0].count("Not reproduced") == 4   # the 4 regression claims
+
+
+def test_near_puts_the_paper_number_beside_ours(tmp_path):
+    x = [1000]
+    frame = pd.concat([tidy("ngm_split_mnist", "msgd", "avg_sg", [[0.25], [0.27], [0.29]], x),
+                       tidy("ngm_split_mnist", "sgd", "avg_sg", [[0.20], [0.21], [0.22]], x)])
+    near = {"kind": "near", "metric": "avg_sg", "tolerance": 0.05}
+    rows = verdicts(tmp_path, frame, [{**near, "run": "msgd", "target": 0.267},
+                                      {**near, "run": "sgd", "target": 0.034}], experiment="ngm_split_mnist")
+    assert [rows[f"c{i}"]["verdict"] for i in range(2)] == [REPRODUCED, NOT_REPRODUCED]
+    assert rows["c0"]["our_value"].startswith("0.27 ± 0.02 (std; sem 0.0115) vs paper 0.267")
+
+
+def test_stability_gap_tables(tmp_path):
+    from plasticity.tables import write_tables
+    runs = tmp_path / "runs.parquet"
+    synthetic_experiment("ngm_split_mnist").to_parquet(runs)
+    write_tables([str(runs)], "config/claims.yaml", str(tmp_path), scale="quick")
+    table1 = pd.read_csv(tmp_path / "ngm_table1.csv").set_index("run")
+    assert list(table1.index) == list(expand_runs(QUICK["ngm_split_mnist"]))
+    assert table1.loc["msgd", "avg_sg_paper"] == 0.267 and np.isnan(table1.loc["cbp", "avg_sg_paper"])
+    assert table1.loc["adam", "seeds"] == 3 and 0 <= table1.loc["adam", "min_acc_mean"] <= 100
+    table2 = pd.read_csv(tmp_path / "ngm_table2.csv")
+    assert [c for c in table2.columns if c.endswith("_mean")] == [f"sg_{k}_to_{k + 1}_mean" for k in range(1, 5)]
+    markdown = (tmp_path / "ngm_table1.md").read_text()
+    assert "NGM-SGD" in markdown and "Split MNIST" in markdown and "Scale quick" in markdown
+    assert r"$\pm$" in (tmp_path / "ngm_table2.tex").read_text()

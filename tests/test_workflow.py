@@ -89,13 +89,16 @@ def downstream(experiments: set[str]) -> tuple[set[str], set[str]]:
 
 
 def assert_reruns_exactly(jobs, train_keys: set[tuple[str, str, str]]):
-    """Exactly these training jobs plus what depends on them: their aggregates, figures, the table, `all`."""
+    """Exactly these training jobs plus what depends on them: their aggregates, figures, the table (and the
+    stability-gap tables when a job of that paper reruns), `all`."""
     assert train_outputs(jobs) == {f"results/runs/{e}/{r}/seeds{b}.parquet" for e, r, b in train_keys}
     aggregates, figures = downstream({key[0] for key in train_keys})
     assert outputs_of(jobs, "aggregate") == aggregates
     assert outputs_of(jobs, "figure") == figures
     assert outputs_of(jobs, "reproduction") == {"results/reproduction.csv", "results/reproduction.md"}
-    assert {rule for rule, _ in jobs} <= {"train", "aggregate", "figure", "reproduction", "all"}
+    assert bool(outputs_of(jobs, "stability_gap_tables")) == any(key[0].startswith("ngm_") for key in train_keys)
+    assert {rule for rule, _ in jobs} <= {"train", "aggregate", "figure", "reproduction", "stability_gap_tables",
+                                          "all"}
 
 
 class edited:
@@ -195,8 +198,24 @@ def test_edited_method_source_reruns_only_that_methods_jobs(smoke_run):
     with edited(smoke_run / "plasticity/methods/cbp.py", lambda text: text + "\n# an edit\n"):
         jobs = dry_run(smoke_run)
     expected = {key for key, method in smoke_jobs(smoke_run).items() if method == "cbp"}
-    assert {key[0] for key in expected} == {"bit_flipping", "pmnist_methods"}
+    assert {key[0] for key in expected} == {"bit_flipping", "pmnist_methods", "ngm_split_mnist"}
     assert_reruns_exactly(jobs, expected)
+
+
+def test_edited_joint_protocol_source_reruns_only_joint_jobs(smoke_run):
+    with edited(smoke_run / "plasticity/joint.py", lambda text: text + "\n# an edit\n"):
+        jobs = dry_run(smoke_run)
+    expected = {key for key in smoke_jobs(smoke_run) if key[0].startswith("ngm_")}
+    assert {key[0] for key in expected} == {"ngm_split_mnist", "ngm_rotated_mnist", "ngm_permuted_mnist"}
+    assert_reruns_exactly(jobs, expected)
+
+
+def test_stability_gap_outputs(smoke_run):
+    for table in ("ngm_table1", "ngm_table2"):
+        for ext in ("csv", "md", "tex"):
+            assert (smoke_run / f"results/tables/{table}.{ext}").stat().st_size > 0
+    table = (smoke_run / "results/reproduction.md").read_text()
+    assert "Split MNIST avg-SG of MSGD." in table and "0.267" in table
 
 
 def test_edited_shared_engine_source_reruns_every_training_job(smoke_run):
@@ -225,6 +244,14 @@ def test_other_scales_dry_run(workflow_copy, configfile):
     assert "train" in result.stdout and "reproduction" in result.stdout
 
 
+def test_one_stability_gap_figure_target(workflow_copy):
+    result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/fig3.pdf")
+    assert "ngm_split_mnist" in result.stdout and "ngm_rotated_mnist" not in result.stdout
+    assert "bit_flipping" not in result.stdout
+    result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/fig2.pdf")
+    assert set(re.findall(r"^(?:local)?rule (\w+):$", result.stdout, re.MULTILINE)) == {"figure"}
+
+
 def test_one_figure_target(workflow_copy):
     result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/ext_data_fig2.pdf")
     ran = set(re.findall(r"^(?:local)?rule (\w+):$", result.stdout, re.MULTILINE))
@@ -250,6 +277,15 @@ BAD_CONFIGS = {
                                    ["'num_inputz'", "'bit_flipping'", "num_inputs"]),
     "unknown benchmark": (lambda o, c: o["bit_flipping"].update(benchmark="bit_flopping"),
                           ["'bit_flopping'", "permuted_mnist"]),
+    "online benchmark under the joint protocol": (
+        lambda o, c: o["ngm_split_mnist"].update(benchmark="permuted_mnist", benchmark_args={}),
+        ["'permuted_mnist'", "'ngm_split_mnist'", "'joint'", "split_mnist"]),
+    "schema: joint protocol without iterations": (
+        lambda o, c: o["ngm_split_mnist"].update(iterations_per_context=0),
+        ["'ngm_split_mnist'", "iterations_per_context", "minimum"]),
+    "schema: evaluation tasks": (
+        lambda o, c: o["ngm_rotated_mnist"].update(evaluation={"samples_per_task": 10, "tasks": "some"}),
+        ["'ngm_rotated_mnist'", "evaluation.tasks", "'some'"]),
 }
 
 

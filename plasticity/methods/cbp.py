@@ -219,7 +219,10 @@ def build(model, seeds, lr: float, replacement_rate: float, maturity_threshold: 
     layers = [_Layer(model.layers[i], model.layers[i + 1], seeded=True,
                      bound=kaiming_uniform_bound(model.activation_name, model.layers[i].in_features))
               for i in range(depth)]
-    model.track_unit_magnitudes()
+    magnitudes = None       # a model without its own |W| bookkeeping (the joint protocol's GainMLP): CBP computes it
+    if hasattr(model, "track_unit_magnitudes"):
+        model.track_unit_magnitudes()
+        magnitudes = model.unit_magnitudes
     cbp = ContinualBackprop(layers, opt, generators(seeds, "cbp"), replacement_rate, maturity_threshold,
-                            decay_rate, util_type, accumulate, unit_magnitudes=model.unit_magnitudes)
+                            decay_rate, util_type, accumulate, unit_magnitudes=magnitudes)
     return Learner(opt, after_step=cbp.step, state=cbp)

@@ -27,6 +27,7 @@ from plasticity.config import (
 )
 from plasticity.benchmarks import BENCHMARKS, check_benchmark_arguments
 from plasticity.methods import METHODS, check_hyperparameters
+from plasticity import joint
 from figures import FIGURES
 
 
@@ -48,7 +49,7 @@ ENGINE_SOURCES = [
 PAPER_TITLES = {
     "dohare2024": "Dohare et al. 2024, Loss of plasticity in deep continual learning",
     "adalin2025": "AdaLin 2025",
-    "ngm2025": "NGM-SGD 2025",
+    "ngm2025": "Rodriguez-Garcia et al. 2025, Noradrenergic gain modulation attenuates the stability gap",
 }
 
 
@@ -98,9 +99,15 @@ def _validated_experiments():
                 check_benchmark_arguments(experiment["benchmark"], run["benchmark_args"])
             except ConfigError as error:
                 config_error(f"{error} (in run {run_id!r} of experiment {name!r})")
+        training = experiment.get("protocol", "online")
+        if getattr(BENCHMARKS[experiment["benchmark"]], "protocol", "online") != training:
+            valid = [bench for bench, cls in sorted(BENCHMARKS.items())
+                     if getattr(cls, "protocol", "online") == training]
+            config_error(f"benchmark {experiment['benchmark']!r} of experiment {name!r} does not run under protocol "
+                         f"{training!r}; valid: {', '.join(valid)}")
 
     for figure, mod in FIGURES.items():
-        unknown = [name for name in mod.EXPERIMENTS if name not in protocol]
+        unknown = [name for name in mod.EXPERIMENTS + getattr(mod, "PAPER_EXPERIMENTS", []) if name not in protocol]
         if unknown:
             config_error(f"figure {figure!r} draws unknown experiment(s) {unknown}; "
                          f"valid: {', '.join(sorted(protocol))}")
@@ -205,9 +212,12 @@ def needs_mnist(benchmark):
     return "mnist" in benchmark
 
 
-def library_sources(method, benchmark):
-    """The library files a (method, benchmark) job depends on: editing one reruns exactly those jobs."""
+def library_sources(method, benchmark, protocol="online"):
+    """The library files a (method, benchmark) job depends on: editing one reruns exactly those jobs. Jobs of the
+    joint protocol also depend on its loop (plasticity/joint.py) and what it imports (gain net, metrics)."""
     files = list(ENGINE_SOURCES) + _source_files(METHODS[method]) + _source_files(BENCHMARKS[benchmark])
+    if protocol == "joint":
+        files += _source_files(joint.train_joint)
     return sorted(dict.fromkeys(files))
 
 
@@ -215,7 +225,7 @@ def train_inputs(wildcards):
     (experiment, run, _), _ = _job(wildcards)
     method = expand_runs(EXPERIMENTS[experiment])[run]["method"]
     benchmark = EXPERIMENTS[experiment]["benchmark"]
-    inputs = {"sources": library_sources(method, benchmark)}
+    inputs = {"sources": library_sources(method, benchmark, EXPERIMENTS[experiment].get("protocol", "online"))}
     if needs_mnist(benchmark):
         inputs["mnist"] = MNIST_FILE
     return inputs
@@ -252,28 +262,53 @@ def _weights(wildcards):
     return inputs * width + (depth - 1) * width * width + width * outputs
 
 
+def _steps(experiment):
+    """Optimizer steps of one job: online, examples / batch size; joint, contexts x iterations per context (the
+    number of contexts: the benchmark's task count argument, or its angles)."""
+    spec = EXPERIMENTS[experiment]
+    if spec.get("protocol", "online") != "joint":
+        return spec["examples"] // spec["batch_size"]
+    args = spec["benchmark_args"]
+    return spec["iterations_per_context"] * (args.get("num_tasks") or len(args.get("angles") or [0]))
+
+
+def _evaluated_examples(experiment):
+    """Joint protocol: examples evaluated per step, at most (every task's evaluation set, the whole test set
+    counted as 10,000)."""
+    spec = EXPERIMENTS[experiment]
+    if spec.get("protocol", "online") != "joint":
+        return 0
+    args = spec["benchmark_args"]
+    tasks = args.get("num_tasks") or len(args.get("angles") or [0])
+    return tasks * (spec["evaluation"]["samples_per_task"] or 10_000)
+
+
 def _cost(wildcards):
-    """Multiply-accumulates of one job: weights x examples x seeds."""
+    """Multiply-accumulates of one job: weights x (3 x examples trained + examples evaluated) x seeds."""
     (experiment, _, _), seeds = _job(wildcards)
-    return _weights(wildcards) * EXPERIMENTS[experiment]["examples"] * len(seeds)
+    spec = EXPERIMENTS[experiment]
+    examples = 3 * _steps(experiment) * spec["batch_size"] + _steps(experiment) * _evaluated_examples(experiment)
+    return _weights(wildcards) * examples * len(seeds)
 
 
 def train_runtime(wildcards):
     """Minutes to request from a cluster: twice an estimate from the job's size. Calibrated on a 2-core CPU
-    (quick scale: 0.6 ms per online step of overhead, ~1 GFLOP/s for batch-1 products); the GPU figures are
-    guesses (launch-bound steps, fast products)."""
+    (quick scale: 0.6 ms per online step of overhead, ~1 GFLOP/s for batch-1 products; the joint protocol's
+    batched products run at ~50 GFLOP/s); the GPU figures are guesses (launch-bound steps, fast products)."""
     (experiment, _, _), _ = _job(wildcards)
-    examples = EXPERIMENTS[experiment]["examples"]
-    step_s, flops_per_s = (1.5e-3, 2e11) if TRAIN_GPUS else (6e-4, 1e9)
-    seconds = examples * step_s + 3 * _cost(wildcards) / flops_per_s  # forward + backward
+    joint_protocol = EXPERIMENTS[experiment].get("protocol", "online") == "joint"
+    step_s, flops_per_s = (1.5e-3, 2e11) if TRAIN_GPUS else (6e-4, 5e10 if joint_protocol else 1e9)
+    seconds = _steps(experiment) * step_s + _cost(wildcards) / flops_per_s
     return max(10, math.ceil(2 * seconds / 60))
 
 
 def train_mem_mb(wildcards):
-    """Weights, gradients and two optimizer buffers (float32) of every seed, plus MNIST and the interpreter."""
+    """Weights, gradients and two optimizer buffers (float32) of every seed, plus MNIST, the joint protocol's
+    evaluation sets and activations, and the interpreter."""
     (experiment, _, _), seeds = _job(wildcards)
     data_mb = 400 if needs_mnist(EXPERIMENTS[experiment]["benchmark"]) else 0
-    return 1500 + data_mb + math.ceil(4 * 4 * _weights(wildcards) * len(seeds) / 1e6)
+    evaluation_mb = 3 * 4 * 784 * _evaluated_examples(experiment) * len(seeds) / 1e6
+    return 1500 + data_mb + math.ceil(4 * 4 * _weights(wildcards) * len(seeds) / 1e6 + evaluation_mb)
 
 
 def uses_gpu():
@@ -296,16 +331,22 @@ def aggregate_file(experiment):
     return f"results/aggregate/{experiment}.parquet"
 
 
+def _figure_experiments(mod):
+    """The experiments a figure needs, or, for a figure drawn from no experiment (a simulation such as the
+    stability-gap paper's Fig. 2), those of its paper it is shown with (PAPER_EXPERIMENTS)."""
+    return mod.EXPERIMENTS or getattr(mod, "PAPER_EXPERIMENTS", [])
+
+
 def selected_figures():
     """Figures whose experiments the scale all selects."""
-    return [name for name, mod in FIGURES.items() if set(mod.EXPERIMENTS) <= set(EXPERIMENTS)]
+    return [name for name, mod in FIGURES.items() if set(_figure_experiments(mod)) <= set(EXPERIMENTS)]
 
 
 def _figure(wildcards):
     if wildcards.figure not in FIGURES:
         config_error(f"unknown figure {wildcards.figure!r}; valid: {', '.join(sorted(FIGURES))}")
     mod = FIGURES[wildcards.figure]
-    missing = [name for name in mod.EXPERIMENTS if name not in EXPERIMENTS]
+    missing = [name for name in _figure_experiments(mod) if name not in EXPERIMENTS]
     if missing:
         config_error(f"figure {wildcards.figure!r} needs experiment(s) {missing}, which scale {SCALE!r} "
                      f"does not select (experiments: {', '.join(EXPERIMENTS)})")
@@ -322,7 +363,7 @@ def figure_inputs(wildcards):
 
 
 def figure_paper(wildcards):
-    paper = PROTOCOL[_figure(wildcards).EXPERIMENTS[0]]["paper"]
+    paper = PROTOCOL[_figure_experiments(_figure(wildcards))[0]]["paper"]
     return PAPER_TITLES.get(paper, paper)
 
 
@@ -349,7 +390,8 @@ def _describe_deviations(names):
 
 
 def figure_seeds(wildcards):
-    return _describe_seeds(_figure(wildcards).EXPERIMENTS)
+    experiments = _figure(wildcards).EXPERIMENTS
+    return _describe_seeds(experiments) if experiments else "a deterministic simulation, no seeds"
 
 
 def figure_deviations(wildcards):
@@ -357,8 +399,24 @@ def figure_deviations(wildcards):
 
 
 def figure_description(wildcards):
-    descriptions = [PROTOCOL[name].get("description", name) for name in _figure(wildcards).EXPERIMENTS]
+    mod = _figure(wildcards)
+    descriptions = [PROTOCOL[name].get("description", name) for name in mod.EXPERIMENTS] or [mod.TITLE]
     return "; ".join(dict.fromkeys(descriptions))
+
+
+def joint_experiments(paper="ngm2025"):
+    """The selected experiments of the stability-gap paper (joint protocol), whose tables the workflow writes."""
+    return [name for name, spec in EXPERIMENTS.items() if spec["paper"] == paper]
+
+
+def table_inputs(wildcards):
+    return {"runs": [run for name in joint_experiments() for run in experiment_runs(name)], "claims": CLAIMS_FILE}
+
+
+def table_targets():
+    if not joint_experiments():
+        return []
+    return [f"results/tables/{table}.{ext}" for table in ("ngm_table1", "ngm_table2") for ext in ("csv", "md", "tex")]
 
 
 def reproduction_deviations():

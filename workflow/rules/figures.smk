@@ -23,3 +23,34 @@ rule figure:
     shell:
         "plasticity figure {wildcards.figure} --inputs {input.aggregates:q} --runs {input.runs:q}"
         " --claims {input.claims} --out-pdf {output.pdf} --out-png {output.png} --scale {params.scale} > {log} 2>&1"
+
+
+rule stability_gap_tables:
+    input:
+        unpack(table_inputs),
+    output:
+        table1_csv="results/tables/ngm_table1.csv",
+        table1_md=report(
+            "results/tables/ngm_table1.md",
+            caption="../report/ngm_tables.rst",
+            category="Tables",
+            subcategory=PAPER_TITLES["ngm2025"],
+        ),
+        table1_tex="results/tables/ngm_table1.tex",
+        table2_csv="results/tables/ngm_table2.csv",
+        table2_md=report(
+            "results/tables/ngm_table2.md",
+            caption="../report/ngm_tables.rst",
+            category="Tables",
+            subcategory=PAPER_TITLES["ngm2025"],
+        ),
+        table2_tex="results/tables/ngm_table2.tex",
+    params:
+        scale=SCALE,
+    log:
+        "logs/tables/ngm.log",
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "plasticity tables --inputs {input.runs:q} --claims {input.claims} --out-dir results/tables"
+        " --scale {params.scale} > {log} 2>&1"

@@ -1,0 +1,151 @@
+"""Helpers of the stability-gap paper's figures (Rodriguez-Garcia et al. 2025): its colours, the context
+shading, the mean ± standard deviation curves over iterations, the dots at each context's minimum, and the
+caption (scale, seeds and deviations from the protocol of config/experiments.yaml)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from figures import _style
+from plasticity.config import RUN_FIELDS, canonical_json, expand_runs, load_protocol
+
+# The paper's colours: NGM-SGD orange, MSGD blue, Adam green, SGD gray, G0-SGD purple; other methods after them.
+METHODS = {"ngm_sgd": ("NGM-SGD", "darkorange"), "msgd": ("MSGD", "royalblue"), "adam": ("Adam", "forestgreen"),
+           "sgd": ("SGD", "gray"), "g0_sgd": ("G0-SGD", "purple"), "cbp": ("CBP", "crimson"),
+           "bp": ("BP", "black"), "l2": ("L2", "olive"), "shrink_perturb": ("Shrink & Perturb", "teal")}
+
+
+def runs_of(aggregate: pd.DataFrame, metric: str, layer: int = 0) -> dict[str, pd.DataFrame]:
+    """{run group: its curve of `metric` at `layer`}, in the paper's method order."""
+    frame = _style.with_settings(aggregate)
+    frame = frame[(frame["metric"] == metric) & (frame["layer"] == layer)].sort_values("x")
+    order = {name: i for i, name in enumerate(METHODS)}
+    return {group: part for group, part in sorted(frame.groupby("group"), key=lambda kv: order.get(kv[0], 99))}
+
+
+def method_style(group: str, curve: pd.DataFrame) -> tuple[str, str | None]:
+    label, color = METHODS.get(curve["method"].iloc[0], (group, None))
+    return label, color
+
+
+def context_length(aggregate: pd.DataFrame) -> tuple[int, int]:
+    """(iterations per context, contexts) from the recorded per-transition gaps and the last iteration."""
+    transitions = int(aggregate.loc[aggregate["metric"] == "stability_gap", "layer"].max())
+    contexts = transitions + 1
+    return int(aggregate["x"].max()) // contexts, contexts
+
+
+def shade_contexts(ax: Axes, per_context: int, contexts: int) -> None:
+    for c in range(contexts):
+        if c % 2:
+            ax.axvspan(c * per_context, (c + 1) * per_context, color="0.92", zorder=0, linewidth=0)
+
+
+def plot_curve(ax: Axes, curve: pd.DataFrame, label: str, color, scale: float = 1.0) -> None:
+    x, mean, std = curve["x"].to_numpy(), curve["mean"].to_numpy() * scale, curve["std"].to_numpy() * scale
+    ax.plot(x, mean, label=label, color=color, linewidth=1.2)
+    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+
+
+def context_minima(curve: pd.DataFrame, per_context: int, contexts: int) -> list[tuple[int, float]]:
+    """(x, value) of the mean curve's minimum within each context after the first (where the gaps are)."""
+    points = []
+    for c in range(1, contexts):
+        part = curve[(curve["x"] > c * per_context) & (curve["x"] <= (c + 1) * per_context)]
+        if not part.empty:
+            row = part.loc[part["mean"].idxmin()]
+            points.append((int(row["x"]), float(row["mean"])))
+    return points
+
+
+def draw_column(axes, aggregate: pd.DataFrame, title: str, groups: list[str] | None = None,
+                accuracy_metric: str = "task_accuracy", accuracy_layer: int = 1) -> None:
+    """Task-1 accuracy (with dots at each context's minimum), task-1 loss and the gain of the last layer."""
+    per_context, contexts = context_length(aggregate)
+    panels = [(accuracy_metric, accuracy_layer, "task-1 accuracy (%)" if accuracy_metric == "task_accuracy"
+               else "test accuracy, seen tasks (%)", 100), ("task_loss", 1, "task-1 test loss", 1),
+              ("gain", int(aggregate.loc[aggregate["metric"] == "gain", "layer"].max()), "gain", 1)]
+    for row, (ax, (metric, layer, ylabel, scale)) in enumerate(zip(axes, panels)):
+        shade_contexts(ax, per_context, contexts)
+        for group, curve in runs_of(aggregate, metric, layer).items():
+            if groups is not None and group not in groups:
+                continue
+            label, color = method_style(group, curve)
+            plot_curve(ax, curve, label, color, scale)
+            if metric == "task_accuracy":
+                points = context_minima(curve, per_context, contexts)
+                ax.scatter([p[0] for p in points], [p[1] * scale for p in points], color=color, s=14, zorder=3,
+                           edgecolor="white", linewidth=0.5)
+        ax.set_ylabel(ylabel)
+        ax.set_xlim(0, per_context * contexts)
+        if row == 0:
+            ax.set_title(title, loc="left", fontsize="medium")
+    axes[-1].set_xlabel("training iterations")
+    axes[0].legend(fontsize="small", framealpha=0.85, ncol=2)
+
+
+def _hashable(settings: dict) -> dict:
+    """Settings whose values are lists or dicts (angles, init) as canonical JSON text, so they compare as sets."""
+    return {key: canonical_json(value) if isinstance(value, (dict, list)) else value
+            for key, value in settings.items()}
+
+
+def column_figure(aggregate: pd.DataFrame, title: str, column_title: str) -> Figure:
+    """One column of the paper's Figs. 3-4: task-1 accuracy, task-1 loss and gain over iterations."""
+    fig = Figure(figsize=(7, 8))
+    draw_column(fig.subplots(3, 1, sharex=True), aggregate, column_title)
+    fig.suptitle(title)
+    return fig
+
+
+def experiment_notes(name: str, aggregate: pd.DataFrame, protocol: dict) -> tuple[str, bool]:
+    """What one joint experiment ran beside the protocol: seeds, iterations, evaluation, changed settings."""
+    paper = protocol[name]
+    seeds = int(aggregate["seeds"].max())
+    per_context, contexts = context_length(aggregate)
+    samples = sorted({int(v) for v in aggregate.loc[aggregate["metric"] == "eval_samples", "mean"]})
+    notes = [f"{seeds} seeds (paper {paper['seeds']})",
+             f"{contexts} contexts of {per_context} iterations (protocol {paper['iterations_per_context']})",
+             f"evaluation on {', '.join(map(str, samples))} test samples per task"]
+    deviates = seeds < paper["seeds"] or per_context < paper["iterations_per_context"]
+    ours = [_hashable(_style.flat_settings(json.loads(text))) for text in aggregate["hparams"].unique()]
+    theirs = [_hashable(_style.flat_settings({field: run[field] for field in RUN_FIELDS}))
+              for run in expand_runs(paper).values()]
+    for column in sorted(set().union(*ours)):
+        if _style._setting_values(ours, column) - _style._setting_values(theirs, column):
+            notes.append(f"{column.split('.', 1)[1]} {_style._values(_style._setting_values(ours, column))} "
+                         f"instead of {_style._values(_style._setting_values(theirs, column))}")
+            deviates = True
+    return f"{name}: " + "; ".join(notes) + ".", deviates
+
+
+def caption(aggregates: dict[str, pd.DataFrame], scale: str, description: str, dots: bool = True) -> str:
+    protocol = load_protocol(_style.PROTOCOL_PATH)
+    lines = [description, "Lines: mean; bands: ± standard deviation across seeds (the paper's figures show the "
+             "standard error). Shaded: every other context."
+             + (" Dots: each context's minimum of the mean task-1 accuracy (the stability gap)." if dots else "")
+             + f" Scale: {scale}."]
+    any_deviation = False
+    for name, aggregate in aggregates.items():
+        notes, deviates = experiment_notes(name, aggregate, protocol)
+        lines.append(notes)
+        any_deviation |= deviates
+    lines.append(f"These deviations from the paper's protocol are the {scale} scale's; the paper's finding may "
+                 "not appear at this scale." if any_deviation else "The paper's full protocol.")
+    return " ".join(lines)
+
+
+def mean_gain_per_context(aggregate: pd.DataFrame, group: str = "ngm_sgd") -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (over iterations) of the seed-mean gain of the last layer within each context."""
+    per_context, contexts = context_length(aggregate)
+    curves = runs_of(aggregate, "gain", int(aggregate.loc[aggregate["metric"] == "gain", "layer"].max()))
+    if group not in curves:
+        return np.array([]), np.array([])
+    curve = curves[group]
+    parts = [curve[(curve["x"] > c * per_context) & (curve["x"] <= (c + 1) * per_context)]["mean"]
+             for c in range(contexts)]
+    return np.array([p.mean() for p in parts]), np.array([p.std() for p in parts])

@@ -1,0 +1,71 @@
+"""Gain-modulated networks for S seeds at once (the stability-gap paper's MLP, Rodriguez-Garcia et al. 2025).
+
+A gain-modulated layer computes z = (x Wᵀ) ⊙ g + b: every output neuron i has a gain g_i that scales its
+effective weights, W_eff = g ⊙ W. The gain is a buffer, not a parameter: it is never trained by gradient, it is
+saved with the model's state_dict, and only an optimizer that drives it (NGM-SGD, `plasticity/methods/ngm_sgd.py`)
+changes it. With g = 1 (every other method) the network is an ordinary MLP.
+
+Weights carry a leading seed dimension (S, out, in), gains are (S, out), as in `plasticity.nets.SeedMLP`, so one
+job trains a block of seeds with batched matmuls. The paper's MLP: ReLU, weights N(0, 0.01²) in the hidden layers
+and N(0, 0.05²) in the output layer, biases zero and frozen (the reference trains them with learning rate 0: "no
+biases in effect"; here they do not require grad, so no optimizer moves them).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from plasticity.nets import activation
+from plasticity.seeding import generators
+
+
+class GainLinear(nn.Module):
+    """A seed-batched linear layer with a per-neuron gain: input (S, B, in) -> (S, B, out)."""
+
+    def __init__(self, in_features: int, out_features: int, num_seeds: int):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.zeros(num_seeds, out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(num_seeds, out_features), requires_grad=False)
+        self.register_buffer("gain", torch.ones(num_seeds, out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(x, self.weight.transpose(1, 2)) * self.gain.unsqueeze(1) + self.bias.unsqueeze(1)
+
+
+class GainMLP(nn.Module):
+    """`depth` hidden layers of `width` units, every layer gain-modulated; weights N(0, hidden_std²) in the
+    hidden layers and N(0, output_std²) in the output layer, drawn from each seed's own "init" stream."""
+
+    def __init__(self, in_features: int, out_features: int, width: int, depth: int, activation_name: str,
+                 seeds: list[int], hidden_std: float = 0.01, output_std: float = 0.05):
+        super().__init__()
+        self.activation_name = activation_name
+        self.act = activation(activation_name)[0]
+        sizes = [in_features] + [width] * depth + [out_features]
+        self.layers = nn.ModuleList(GainLinear(a, b, len(seeds)) for a, b in zip(sizes[:-1], sizes[1:]))
+        with torch.no_grad():
+            for index, layer in enumerate(self.layers):
+                std = hidden_std if index < depth else output_std
+                layer.weight.copy_(torch.stack([torch.randn(layer.out_features, layer.in_features, generator=g)
+                                                for g in generators(seeds, f"init:{index}")]) * std)
+        self.hidden: list[torch.Tensor] = []
+
+    @property
+    def num_seeds(self) -> int:
+        return self.layers[0].weight.shape[0]
+
+    def gains(self) -> list[torch.Tensor]:
+        """The gain buffers, one (S, units) tensor per layer (input side first)."""
+        return [layer.gain for layer in self.layers]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (S, B, in) -> logits (S, B, out); keeps the hidden activations in `self.hidden` (CBP uses them)."""
+        self.hidden = []
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            if index < last:
+                x = self.act(x)
+                self.hidden.append(x)
+        return x

@@ -1,0 +1,173 @@
+"""The joint-training protocol of the stability-gap paper (Rodriguez-Garcia et al. 2025), with continual
+evaluation after every iteration.
+
+Contexts 1..T of `iterations_per_context` iterations each; every iteration draws a batch uniformly from the union
+of the training data of all tasks seen so far (the benchmark's joint sampler) and takes one optimizer step on the
+mean cross-entropy. After every iteration the model, in evaluation mode (gains frozen), is evaluated on the test
+data of every task seen so far (`evaluation.tasks: seen`) or of those the metrics use (`ended`, see
+EVALUATED_TASKS) — all of it or a fixed subset per task (`evaluation.samples_per_task`) — held on the device and
+run in one batched forward. The network is the paper's gain-modulated MLP for every method (with
+gain 1 unless the method drives it), so any registered method runs under the same protocol.
+
+Recorded per seed, x = iterations (0 = before training; tidy schema of docs/architecture.md, x_unit
+"iterations"): `task_accuracy` and `task_loss` (layer = task number, from the first iteration it is evaluated),
+`test_accuracy` (all seen tasks' evaluation data pooled), `gain` (mean gain of each layer, layer = 1..L: the gain
+of that iteration's forward pass), `train_loss`, `train_accuracy` and `entropy` of the training batch; at the end
+the metrics of `plasticity.stability_gap` (`stability_gap` with layer = k for the transition k → k+1);
+`eval_samples` (layer = task) records the evaluation set's size.
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from plasticity import stability_gap
+from plasticity.benchmarks import BENCHMARKS, build_benchmark
+from plasticity.benchmarks.contexts import ContinualEvaluator
+from plasticity.config import ConfigError
+from plasticity.gain import GainMLP
+from plasticity.methods import build_learner
+from plasticity.methods.ngm_sgd import prediction_entropy
+from plasticity.train import Recorder, resolve_device
+
+
+# Which tasks are evaluated after every iteration: "seen", every task from the start of its context; "ended",
+# task 1 throughout and every later task from the last iteration of its own context on (all that the figures and
+# the metrics of plasticity.stability_gap use: SG needs task 1, min-ACC task k after its context, WC-ACC and the
+# final average every task at the end), which saves a third of the evaluation on these benchmarks.
+EVALUATED_TASKS = ("seen", "ended")
+
+
+def joint_benchmarks() -> list[str]:
+    return sorted(name for name, cls in BENCHMARKS.items() if getattr(cls, "protocol", "online") == "joint")
+
+
+class JointRecord:
+    """Everything the joint protocol measures, as curves over iterations 0..N (NaN where not measured yet);
+    state_dict()/load_state_dict() for checkpoints."""
+
+    def __init__(self, num_seeds: int, contexts: int, layers: int, total: int):
+        nan = float("nan")
+        self.curves = {"task_accuracy": torch.full((num_seeds, contexts, total + 1), nan),
+                       "task_loss": torch.full((num_seeds, contexts, total + 1), nan),
+                       "test_accuracy": torch.full((num_seeds, total + 1), nan),
+                       "gain": torch.full((num_seeds, layers, total + 1), nan),
+                       **{name: torch.full((num_seeds, total + 1), nan)
+                          for name in ("train_loss", "train_accuracy", "entropy")}}
+        self.evaluated_from: list[int] = []     # per task, the first iteration it was evaluated at
+
+    def state_dict(self) -> dict:
+        return {"curves": {name: curve.clone() for name, curve in self.curves.items()},
+                "evaluated_from": list(self.evaluated_from)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, curve in self.curves.items():
+            curve.copy_(state["curves"][name])
+        self.evaluated_from = list(state["evaluated_from"])
+
+    def emit(self, recorder: Recorder, per_context: int) -> None:
+        """Add every measured point, then the stability-gap metrics of every seed, to `recorder`."""
+        curves, total = self.curves, self.curves["test_accuracy"].shape[1] - 1
+
+        def add(curve: torch.Tensor, metric: str, start: int, layer: int = 0) -> None:
+            for x in range(start, total + 1):
+                recorder.add(x, metric, curve[:, x], layer)
+
+        for task, start in enumerate(self.evaluated_from):
+            add(curves["task_accuracy"][:, task], "task_accuracy", start, task + 1)
+            add(curves["task_loss"][:, task], "task_loss", start, task + 1)
+        add(curves["test_accuracy"], "test_accuracy", 0)
+        for layer in range(curves["gain"].shape[1]):
+            add(curves["gain"][:, layer], "gain", 0, layer + 1)
+        for name in ("train_loss", "train_accuracy", "entropy"):
+            add(curves[name], name, 1)
+        for name, values in stability_gap.summary(curves["task_accuracy"].numpy(), per_context).items():
+            values = torch.as_tensor(values)
+            if values.dim() == 1:
+                recorder.add(total, name, values)
+            else:
+                for transition in range(values.shape[1]):
+                    recorder.add(total, name, values[:, transition], layer=transition + 1)
+
+
+def build_model(spec: dict, benchmark, seeds: list[int]) -> GainMLP:
+    model_spec = spec["model"]
+    return GainMLP(benchmark.in_features, benchmark.out_features, model_spec["width"], model_spec["depth"],
+                   model_spec["activation"], seeds, **(model_spec.get("init") or {}))
+
+
+@torch.enable_grad()     # plasticity.train.train, which dispatches here, runs without autograd
+def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True):
+    """Train the joint-protocol job `spec` and return its tidy results."""
+    seeds, batch_size = spec["seeds"], spec["batch_size"]
+    per_context = spec["iterations_per_context"]
+    if spec["loss"] != "cross_entropy":
+        raise ConfigError(f"the joint protocol trains classifiers: loss {spec['loss']!r}; valid: cross_entropy")
+    if spec["benchmark"] in BENCHMARKS and spec["benchmark"] not in joint_benchmarks():
+        raise ConfigError(f"benchmark {spec['benchmark']!r} is not a joint-training benchmark; valid: "
+                          f"{', '.join(joint_benchmarks())}")
+    device = resolve_device(spec["device"])
+    torch.set_flush_denormal(True)
+    benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
+    model = build_model(spec, benchmark, seeds).to(device)
+    learner = build_learner(spec["method"], model, seeds, spec["hparams"])
+    evaluator = ContinualEvaluator(benchmark, spec["evaluation"]["samples_per_task"])
+
+    num_seeds, contexts = len(seeds), benchmark.num_contexts
+    total = contexts * per_context
+    record = JointRecord(num_seeds, contexts, len(model.layers), total)
+    curves = record.curves
+
+    def evaluate(n: int) -> None:
+        model.eval()
+        accuracy, loss, pooled = evaluator.evaluate(model)
+        seen = accuracy.shape[1]
+        curves["task_accuracy"][:, :seen, n], curves["task_loss"][:, :seen, n] = accuracy.cpu(), loss.cpu()
+        curves["test_accuracy"][:, n] = pooled.cpu()
+        curves["gain"][:, :, n] = torch.stack([gain.mean(1) for gain in model.gains()], dim=1).cpu()
+
+    def evaluate_task_from(task: int, n: int) -> None:
+        evaluator.add_task(task)
+        record.evaluated_from.append(n)
+
+    tasks_evaluated = spec["evaluation"].get("tasks", "seen")
+    if tasks_evaluated not in EVALUATED_TASKS:
+        raise ConfigError(f"evaluation tasks {tasks_evaluated!r}; valid: {', '.join(EVALUATED_TASKS)}")
+    evaluate_task_from(0, 0)
+    evaluate(0)
+    n = 0
+    with tqdm(total=total, unit="it", disable=not progress, mininterval=5, file=sys.stderr,
+              desc=f"{spec['experiment']}/{spec['run']} seeds {seeds[0]}-{seeds[-1]}") as bar:
+        for context in range(contexts):
+            if context > 0 and tasks_evaluated == "seen":
+                evaluate_task_from(context, n + 1)
+            benchmark.start_context(context)
+            for step in range(per_context):
+                model.train()
+                inputs, targets = benchmark.next_batch(batch_size)
+                output = model(inputs)
+                per_seed = F.cross_entropy(output.transpose(1, 2), targets, reduction="none").mean(1)
+                learner.optimizer.zero_grad(set_to_none=True)
+                per_seed.sum().backward()       # seeds are independent: the sum's gradient is each seed's own
+                learner.optimizer.step()
+                if learner.after_step is not None:
+                    learner.after_step([hidden.detach() for hidden in model.hidden])
+                n += 1
+                curves["train_loss"][:, n] = per_seed.detach().cpu()
+                curves["train_accuracy"][:, n] = (output.argmax(-1) == targets).float().mean(1).cpu()
+                curves["entropy"][:, n] = prediction_entropy(output).cpu()
+                if context > 0 and tasks_evaluated == "ended" and step == per_context - 1:
+                    evaluate_task_from(context, n)
+                evaluate(n)
+                bar.update(1)
+
+    recorder = Recorder(seeds)
+    for task, size in enumerate(evaluator.sizes):
+        recorder.add(0, "eval_samples", torch.full((num_seeds,), float(size)), layer=task + 1)
+    record.emit(recorder, per_context)
+    frame = recorder.frame(spec)
+    frame["x_unit"] = "iterations"
+    return frame

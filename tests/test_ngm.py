@@ -1,0 +1,318 @@
+"""The stability-gap paper's pieces: gain dynamics, the NGM-SGD step, the joint sampler, continual evaluation,
+the metrics on hand-made curves, seed-block invariance and state round trips of the joint protocol."""
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from plasticity import stability_gap as sg
+from plasticity.benchmarks import build_benchmark
+from plasticity.benchmarks.contexts import BLACK, ContinualEvaluator, rotation_map
+from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol
+from plasticity.gain import GainMLP
+from plasticity.methods import build_learner
+from plasticity.methods.ngm_sgd import NGMSGD, prediction_entropy
+from plasticity.nets import SeedMLP
+from plasticity.train import train
+
+PROTOCOL = load_protocol("config/experiments.yaml")
+
+
+def tiny_net(seeds=(0,), depth=1, width=3, inputs=4, outputs=3):
+    return GainMLP(inputs, outputs, width, depth, "relu", list(seeds))
+
+
+# --- gain dynamics ---------------------------------------------------------------------------------------------
+
+def test_gain_follows_the_hand_computed_sequence():
+    model = tiny_net(seeds=(0, 1))
+    optimizer = NGMSGD([p for p in model.parameters() if p.requires_grad], model, lr=0.1, eta=0.4, gamma=0.9,
+                       g0=1.0)
+    # g ← 0.9 g + 0.1·1 + 0.4 H: from 1 with H = 0.5, 1.0, 0.0 (seed 0) and 0, 0, 2 (seed 1)
+    expected = {0: [1.2, 0.9 * 1.2 + 0.1 + 0.4, 0.9 * 1.58 + 0.1], 1: [1.0, 1.0, 1.8]}
+    for step, entropy in enumerate([(0.5, 0.0), (1.0, 0.0), (0.0, 2.0)]):
+        optimizer.update_gains(torch.tensor(entropy))
+        for layer_gain in model.gains():
+            torch.testing.assert_close(layer_gain[:, 0], torch.tensor([expected[0][step], expected[1][step]]))
+            assert (layer_gain == layer_gain[:, :1]).all(), "all neurons of a seed share the gain"
+
+
+def test_gain_updates_before_each_training_forward_from_the_previous_entropy_and_not_in_eval():
+    model = tiny_net()
+    with torch.no_grad():
+        model.layers[-1].weight.zero_()          # logits 0: uniform softmax, entropy ln 3 on every batch
+    optimizer = NGMSGD([p for p in model.parameters() if p.requires_grad], model, lr=0.1, eta=0.4)
+    x = torch.randn(1, 5, 4)
+    model.train()
+    model(x)                                      # first iteration: H = 0, the gain stays at g0
+    assert (model.gains()[0] == 1.0).all()
+    h = math.log(3)
+    torch.testing.assert_close(optimizer.state["entropy"], torch.tensor([h]))
+    model(x)                                      # second: g = 0.9 + 0.1 + 0.4 ln 3
+    g2 = 1.0 + 0.4 * h
+    torch.testing.assert_close(model.gains()[-1], torch.full((1, 3), g2))
+    model.eval()
+    for _ in range(3):
+        model(torch.randn(1, 7, 4))               # evaluation: gain frozen, entropy untouched
+    torch.testing.assert_close(model.gains()[0], torch.full((1, 3), g2))
+    torch.testing.assert_close(optimizer.state["entropy"], torch.tensor([h]))
+    model.train()
+    model(x)
+    torch.testing.assert_close(model.gains()[1], torch.full((1, 3), 0.9 * g2 + 0.1 + 0.4 * h))
+
+
+def test_g0_sgd_holds_the_gain_and_gain_is_not_a_gradient_parameter():
+    model = tiny_net()
+    learner = build_learner("g0_sgd", model, [0], {"lr": 0.1, "g0": 1.5})
+    model.train()
+    for _ in range(3):
+        model(torch.randn(1, 5, 4)).sum().backward()
+        learner.optimizer.step()
+    assert all((gain == 1.5).all() for gain in model.gains())
+    assert all(not name.endswith("gain") for name, _ in model.named_parameters())
+    assert {name for name, _ in model.named_buffers()} == {"layers.0.gain", "layers.1.gain"}
+
+
+def test_ngm_sgd_step_equals_the_hand_computed_update():
+    # One layer, z = (x Wᵀ)·g: ∂L/∂W = g·(softmax(z) − onehot(y))ᵀ x / B, and W ← W − lr·∂L/∂W.
+    model = GainMLP(2, 2, width=1, depth=0, activation_name="relu", seeds=[0])
+    w = torch.tensor([[0.5, -1.0], [2.0, 0.25]])
+    with torch.no_grad():
+        model.layers[0].weight.copy_(w)
+    optimizer = NGMSGD([model.layers[0].weight], model, lr=0.1, eta=1.0, gamma=0.5)
+    optimizer.state["entropy"] = torch.tensor([0.6])            # previous batch's entropy
+    g = 0.5 * 1.0 + 0.5 * 1.0 + 1.0 * 0.6                        # = 1.6, applied before this forward
+    x, y = torch.tensor([[[1.0, 2.0]]]), torch.tensor([[1]])
+    model.train()
+    logits = model(x)
+    z = g * (x[0, 0] @ w.T)                                       # (1.6·(0.5 − 2), 1.6·(2 + 0.5)) = (−2.4, 4)
+    torch.testing.assert_close(logits[0, 0], z)
+    torch.nn.functional.cross_entropy(logits[0], y[0]).backward()
+    optimizer.step()
+    p = torch.softmax(z, 0)
+    delta = p - torch.tensor([0.0, 1.0])
+    expected = w - 0.1 * g * torch.outer(delta, x[0, 0])
+    torch.testing.assert_close(model.layers[0].weight[0], expected)
+    torch.testing.assert_close(optimizer.state["entropy"], prediction_entropy(logits))
+
+
+def test_ngm_sgd_needs_a_gain_network():
+    model = SeedMLP(4, 3, width=3, depth=1, activation_name="relu", seeds=[0])
+    with pytest.raises(ConfigError, match="gain-modulated network"):
+        build_learner("ngm_sgd", model, [0], {"lr": 0.01, "eta": 0.4})
+
+
+def test_paper_init():
+    model = GainMLP(784, 10, 400, 2, "relu", [0, 1])
+    assert model.layers[0].weight.std().item() == pytest.approx(0.01, rel=0.01)
+    assert model.layers[2].weight.std().item() == pytest.approx(0.05, rel=0.05)
+    assert not model.layers[0].bias.requires_grad and model.layers[0].bias.abs().sum() == 0
+    assert not torch.equal(model.layers[0].weight[0], model.layers[0].weight[1])
+    alone = GainMLP(784, 10, 400, 2, "relu", [1])
+    assert torch.equal(alone.layers[1].weight[0], model.layers[1].weight[1])
+
+
+def test_optimizer_state_round_trips():
+    def fresh():
+        model = tiny_net(seeds=(0, 1))
+        return model, build_learner("ngm_sgd", model, [0, 1], {"lr": 0.05, "eta": 0.4})
+
+    def steps(model, learner, inputs):
+        model.train()
+        for x in inputs:
+            learner.optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x).transpose(1, 2), torch.zeros(2, 5, dtype=torch.long)).backward()
+            learner.optimizer.step()
+
+    inputs = torch.randn(8, 2, 5, 4)
+    model, learner = fresh()
+    steps(model, learner, inputs[:4])
+    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(learner.optimizer.state_dict())
+    steps(model, learner, inputs[4:])
+    resumed, resumed_learner = fresh()
+    resumed.load_state_dict(saved_model)
+    resumed_learner.optimizer.load_state_dict(saved_opt)
+    steps(resumed, resumed_learner, inputs[4:])
+    for mine, theirs in zip(model.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    assert model.gains()[0][0, 0] > 1.0
+
+
+# --- benchmarks, sampler and evaluation ------------------------------------------------------------------------
+
+def test_rotation_map():
+    image = torch.arange(784).reshape(28, 28)
+    padded = torch.cat([image.flatten(), torch.tensor([-1])])
+    assert torch.equal(padded[rotation_map(90)].reshape(28, 28), torch.rot90(image, 1))  # counter-clockwise
+    assert torch.equal(rotation_map(0), torch.arange(784))
+    assert (rotation_map(80) == BLACK).sum() > 0                                        # corners come from outside
+
+
+def test_joint_sampler_draws_only_from_seen_contexts_roughly_uniformly(mnist_file):
+    bench = build_benchmark("split_mnist", {}, [0, 1], "cpu", mnist_file)
+    labels = bench.labels["train"]
+    bench.start_context(1)
+    examples, tasks = bench.sample(20_000)
+    drawn = labels[examples]
+    assert set(drawn.unique().tolist()) == {0, 1, 2, 3}
+    expected = torch.bincount(labels[torch.isin(labels, torch.arange(4))], minlength=4).float()
+    expected /= expected.sum()
+    observed = torch.bincount(drawn.flatten(), minlength=4).float() / drawn.numel()
+    torch.testing.assert_close(observed, expected, atol=0.01, rtol=0)
+    assert torch.equal(tasks, (drawn >= 2).long())
+    inputs, targets = bench.next_batch(7)
+    assert inputs.shape == (2, 7, 784) and targets.shape == (2, 7)
+    assert inputs.min().item() == pytest.approx(-0.1307 / 0.3081)
+
+    rotated = build_benchmark("rotated_mnist", {"angles": [0, 80, 160]}, [0], "cpu", mnist_file)
+    rotated.start_context(1)
+    _, tasks = rotated.sample(10_000)
+    assert set(tasks.unique().tolist()) == {0, 1} and abs(tasks.float().mean().item() - 0.5) < 0.02
+
+
+def test_sampler_and_evaluator_state_round_trip(mnist_file):
+    bench = build_benchmark("permuted_mnist_joint", {"num_tasks": 3}, [4], "cpu", mnist_file)
+    bench.start_context(2)
+    bench.sample(5)
+    saved = copy.deepcopy(bench.state_dict())
+    after = bench.next_batch(5)
+    other = build_benchmark("permuted_mnist_joint", {"num_tasks": 3}, [4], "cpu", mnist_file)
+    other.load_state_dict(saved)
+    assert all(torch.equal(a, b) for a, b in zip(after, other.next_batch(5)))
+    evaluator = ContinualEvaluator(bench, 50)
+    evaluator.add_task(0)
+    evaluator.add_task(1)
+    restored = ContinualEvaluator(other, None)
+    restored.load_state_dict(evaluator.state_dict())
+    assert torch.equal(restored.inputs, evaluator.inputs) and restored.sizes == [50, 50]
+
+
+def test_evaluation_subsets_and_whole_test_sets(mnist_file):
+    bench = build_benchmark("split_mnist", {}, [0, 1], "cpu", mnist_file)
+    subset = bench.test_examples(0, 1000)
+    assert subset.shape == (2, 1000) and not torch.equal(subset[0], subset[1])
+    assert set(bench.labels["test"][subset].unique().tolist()) == {0, 1}
+    assert torch.equal(build_benchmark("split_mnist", {}, [1], "cpu", mnist_file).test_examples(0, 1000)[0],
+                       subset[1])
+    assert bench.test_examples(0, None).shape == (2, 2115)   # every test 0 and 1
+    with pytest.raises(ConfigError, match="samples_per_task 5000 exceeds the 2115 test images of task 1"):
+        bench.test_examples(0, 5000)
+    model = GainMLP(784, 10, 8, 1, "relu", [0, 1]).eval()
+    evaluator = ContinualEvaluator(bench, 100)
+    evaluator.add_task(0)
+    evaluator.add_task(1)
+    accuracy, loss, pooled = evaluator.evaluate(model)
+    assert accuracy.shape == loss.shape == (2, 2) and pooled.shape == (2,)
+    torch.testing.assert_close(pooled, accuracy.mean(1))
+
+
+# --- metrics on hand-made curves -------------------------------------------------------------------------------
+
+NAN = math.nan
+TASK1 = [0.1, 0.8, 1.0, 0.5, 0.9, 0.6, 0.8]        # 3 contexts of 2 iterations, n = 0..6
+CURVES = np.array([TASK1,
+                   [NAN, NAN, NAN, 0.2, 0.7, 0.4, 0.6],
+                   [NAN, NAN, NAN, NAN, NAN, 0.3, 0.9]])
+
+
+def test_stability_gap_per_transition_and_average():
+    # SG 1→2: (A[2] − min(A[3], A[4])) / A[2] = (1 − 0.5) / 1; SG 2→3: (0.9 − min(0.6, 0.8)) / 0.9 = 1/3
+    np.testing.assert_allclose(sg.stability_gaps(TASK1, 2), [0.5, 1 / 3])
+    assert sg.average_stability_gap(TASK1, 2) == pytest.approx(5 / 12)
+    np.testing.assert_allclose(sg.stability_gaps(np.array([TASK1, TASK1]), 2), [[0.5, 1 / 3]] * 2)
+    assert np.isnan(sg.average_stability_gap([0.0, 0.5, 0.9], 2))      # one context: no transition
+
+
+def test_min_acc_wc_acc_and_both_average_accuracies():
+    # min-ACC: task 1 after n = 2: min(0.5, 0.9, 0.6, 0.8) = 0.5; task 2 after n = 4: min(0.4, 0.6) = 0.4
+    assert sg.min_accuracy(CURVES, 2) == pytest.approx(0.45)
+    # (the reference's off-by-one would average the context minima 0.1 (init) and 0.5 of task 1: 0.3)
+    assert sg.worst_case_accuracy(CURVES, 2) == pytest.approx(0.9 / 3 + 2 / 3 * 0.45)
+    assert sg.average_task1_accuracy(TASK1, 2) == pytest.approx((1.0 + 0.9 + 0.8) / 3)
+    assert sg.final_average_accuracy(CURVES) == pytest.approx((0.8 + 0.6 + 0.9) / 3)
+    summary = sg.summary(np.stack([CURVES, CURVES]), 2)
+    assert summary["avg_sg"].shape == (2,) and summary["stability_gap"].shape == (2, 2)
+    with pytest.raises(ValueError, match="not a whole number of contexts"):
+        sg.min_accuracy(CURVES, 4)
+
+
+def test_a_dip_to_zero_is_a_gap_of_one():
+    curve = [0.0, 1.0, 1.0, 0.0, 1.0]
+    assert sg.stability_gaps(curve, 2).tolist() == [1.0]
+
+
+# --- the joint protocol end to end -----------------------------------------------------------------------------
+
+def small_joint(experiment, **overrides):
+    return deep_merge(PROTOCOL[experiment], deep_merge({"iterations_per_context": 3, "batch_size": 8,
+                                                        "model": {"width": 12},
+                                                        "evaluation": {"samples_per_task": 40}}, overrides))
+
+
+@pytest.mark.parametrize("experiment, run", [("ngm_split_mnist", "ngm_sgd"), ("ngm_split_mnist", "cbp"),
+                                             ("ngm_rotated_mnist", "adam"), ("ngm_permuted_mnist", "msgd")])
+def test_joint_seed_results_do_not_depend_on_the_block(experiment, run, mnist_file):
+    exp = small_joint(experiment)
+    if run == "cbp":
+        exp["runs"]["cbp"]["hparams"].update(replacement_rate=0.2, maturity_threshold=2)
+    together = train(job_spec(experiment, exp, run, [0, 1, 2], "cpu"), mnist_file, progress=False)
+    alone = train(job_spec(experiment, exp, run, [2], "cpu"), mnist_file, progress=False)
+    key = ["x", "metric", "layer"]
+    mine = together[together.seed == 2].sort_values(key).reset_index(drop=True)
+    theirs = alone.sort_values(key).reset_index(drop=True)
+    assert mine[key].equals(theirs[key])
+    torch.testing.assert_close(torch.tensor(mine.value.values), torch.tensor(theirs.value.values),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_joint_output_schema_and_evaluated_tasks(mnist_file):
+    exp = small_joint("ngm_split_mnist", evaluation={"tasks": "seen"})
+    with torch.no_grad():                     # as plasticity.train runs; the joint loop turns autograd back on
+        frame = train(job_spec("ngm_split_mnist", exp, "ngm_sgd", [0, 1], "cpu"), mnist_file, progress=False)
+    assert set(frame.x_unit) == {"iterations"} and set(frame.paper) == {"ngm2025"}
+    accuracy = frame[frame.metric == "task_accuracy"]
+    assert accuracy.groupby("layer").x.min().tolist() == [0, 4, 7, 10, 13]     # from its context's start
+    assert accuracy.x.max() == 15 and accuracy.value.between(0, 1).all()
+    gain = frame[(frame.metric == "gain") & (frame.seed == 0)]
+    assert sorted(gain.layer.unique()) == [1, 2, 3] and gain.value.max() > 1.0
+    assert len(frame[frame.metric == "stability_gap"]) == 2 * 4
+    assert set(frame[frame.metric == "eval_samples"].value) == {40.0}
+    ended = small_joint("ngm_split_mnist", evaluation={"tasks": "ended"})
+    frame = train(job_spec("ngm_split_mnist", ended, "sgd", [0], "cpu"), mnist_file, progress=False)
+    accuracy = frame[frame.metric == "task_accuracy"]
+    assert accuracy.groupby("layer").x.min().tolist() == [0, 6, 9, 12, 15]     # from its context's end
+
+
+def test_joint_bad_input_is_a_clear_error(mnist_file):
+    exp = small_joint("ngm_split_mnist", evaluation={"tasks": "sometimes"})
+    with pytest.raises(ConfigError, match="evaluation tasks 'sometimes'; valid: seen, ended"):
+        train(job_spec("ngm_split_mnist", exp, "sgd", [0], "cpu"), mnist_file, progress=False)
+    exp = small_joint("ngm_split_mnist", benchmark="bit_flipping", benchmark_args={})
+    with pytest.raises(ConfigError, match="'bit_flipping' is not a joint-training benchmark; valid: "
+                                          "permuted_mnist_joint, rotated_mnist, split_mnist"):
+        train(job_spec("ngm_split_mnist", exp, "sgd", [0], "cpu"), mnist_file, progress=False)
+
+
+def test_joint_record_state_round_trips():
+    from plasticity.joint import JointRecord
+    record = JointRecord(num_seeds=2, contexts=3, layers=3, total=6)
+    record.curves["task_accuracy"][:, 0, :3] = 0.5
+    record.evaluated_from = [0, 4]
+    other = JointRecord(num_seeds=2, contexts=3, layers=3, total=6)
+    other.load_state_dict(copy.deepcopy(record.state_dict()))
+    assert other.evaluated_from == [0, 4]
+    torch.testing.assert_close(other.curves["task_accuracy"], record.curves["task_accuracy"], equal_nan=True)
+
+
+def test_rotation_map_matches_pil_rotate_as_the_reference_uses_it(mnist_file):
+    """The reference rotates PIL images with torchvision's rotate (nearest neighbour, no expansion, black fill)."""
+    image_module = pytest.importorskip("PIL.Image")
+    from plasticity.data.mnist import load_mnist
+    images = load_mnist(mnist_file)["x_test"][:50].numpy()
+    for angle in (80, 160):
+        index = rotation_map(angle).numpy()
+        for image in images:
+            theirs = np.asarray(image_module.fromarray(image).rotate(angle, resample=image_module.NEAREST))
+            assert (np.append(image.flatten(), 0)[index].reshape(28, 28) == theirs).all()
