@@ -6,6 +6,7 @@ after it only dry-run (`-n`) against it, after changing the copied config or sou
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -119,7 +120,8 @@ class edited:
 def edit_smoke(change):
     """An edit of the copied smoke scale: `change(overrides of the smoke scale, whole config)`."""
     def edit(text):
-        config = yaml.safe_load(text)
+        # Through JSON: YAML aliases (experiments sharing one override) become separate objects to edit.
+        config = json.loads(json.dumps(yaml.safe_load(text)))
         change(config["overrides"]["smoke"], config)
         return yaml.safe_dump(config, sort_keys=False)
     return edit

@@ -93,18 +93,19 @@ def _validated_experiments():
             runs = expand_runs(experiment)
         except ConfigError as error:
             config_error(f"experiment {name!r}: {error}")
+        training = experiment.get("protocol", "online")
+        benchmark = BENCHMARKS.get(experiment["benchmark"])      # (an unknown one is reported with the runs)
+        if benchmark is not None and getattr(benchmark, "protocol", "online") != training:
+            valid = [bench for bench, cls in sorted(BENCHMARKS.items())
+                     if getattr(cls, "protocol", "online") == training]
+            config_error(f"benchmark {experiment['benchmark']!r} of experiment {name!r} does not run under protocol "
+                         f"{training!r}; valid: {', '.join(valid)}")
         for run_id, run in runs.items():
             try:
                 check_hyperparameters(run["method"], run["hparams"])
                 check_benchmark_arguments(experiment["benchmark"], run["benchmark_args"])
             except ConfigError as error:
                 config_error(f"{error} (in run {run_id!r} of experiment {name!r})")
-        training = experiment.get("protocol", "online")
-        if getattr(BENCHMARKS[experiment["benchmark"]], "protocol", "online") != training:
-            valid = [bench for bench, cls in sorted(BENCHMARKS.items())
-                     if getattr(cls, "protocol", "online") == training]
-            config_error(f"benchmark {experiment['benchmark']!r} of experiment {name!r} does not run under protocol "
-                         f"{training!r}; valid: {', '.join(valid)}")
 
     for figure, mod in FIGURES.items():
         unknown = [name for name in mod.EXPERIMENTS + getattr(mod, "PAPER_EXPERIMENTS", []) if name not in protocol]
