@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from plasticity.config import load_protocol
 from workflow_helpers import SMOKE, copy_workflow, snakemake
@@ -270,18 +271,44 @@ def test_gpu_experiment_job_gets_a_gpu_and_a_submission_of_its_own(slurm, tmp_pa
     assert outputs_in_log(Path(log).read_text(), "train") == {target, target.replace(".parquet", ".json")}
 
 
+def dry_run_resources(workdir: Path, *args: str) -> list[tuple[str, dict[str, str], bool]]:
+    """(experiment, resources, grouped) of each training job that `snakemake -n` lists through profiles/slurm."""
+    output = snakemake(workdir, "-n", "--workflow-profile", "profiles/slurm", *args).stdout
+    jobs = jobs_in_log(output, "train")
+    assert len(jobs) == int(re.search(r"^train\s+(\d+)$", output, re.MULTILINE).group(1))
+    return [(re.search(r"wildcards: experiment=(\w+)", job).group(1),
+             dict(re.findall(r"(\w+)=([^,\s]*)", re.search(r"resources: (.*)", job).group(1))),
+             job.startswith(" "))  # a job of group train_cpu is indented under its group job
+            for job in jobs]
+
+
 def test_paper_scale_dry_run_with_the_slurm_profile(tmp_path):
     """Needs no Slurm: the whole paper-scale DAG through profiles/slurm, every training job with its resources,
     GPUs as its experiment asks, the CPU jobs grouped."""
     workdir = copy_workflow(tmp_path)
-    output = snakemake(workdir, "-n", "--workflow-profile", "profiles/slurm", "--configfile", "config/paper.yaml").stdout
     protocol = load_protocol(workdir / "config/experiments.yaml")
-    jobs = jobs_in_log(output, "train")
-    assert len(jobs) == int(re.search(r"^train\s+(\d+)$", output, re.MULTILINE).group(1))
-    for job in jobs:
-        experiment = re.search(r"wildcards: experiment=(\w+)", job).group(1)
-        resources = dict(re.findall(r"(\w+)=([^,\s]*)", re.search(r"resources: (.*)", job).group(1)))
+    jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml")
+    assert {experiment for experiment, _, _ in jobs} == set(protocol)
+    for experiment, resources, grouped in jobs:
         gpus = protocol[experiment]["resources"]["gpu"]
-        assert int(resources["gpu"]) == gpus, job
-        assert job.startswith(" ") == (gpus == 0), job  # in group train_cpu: indented under its group job
-        assert int(resources["runtime"]) >= 10 and int(resources["mem_mb"]) > 1000, job
+        assert (int(resources["gpu"]), grouped) == (gpus, gpus == 0), (experiment, resources)
+        assert int(resources["runtime"]) >= 10 and int(resources["mem_mb"]) > 1000, (experiment, resources)
+
+
+def test_gpu_resources_of_an_experiment_reach_slurm(tmp_path):
+    """`gpu` + `gpu_model`, or `gres`, and `max_runtime` from an experiment's `resources`; none with device: cpu."""
+    workdir = copy_workflow(tmp_path)
+    scale = workdir / "config/gpus.yaml"
+    scale.write_text(yaml.safe_dump({"scale": "gpus", "device": "auto", "overrides": {"gpus": {
+        "pmnist_width": {"resources": {"gpu": 2, "gpu_model": "a100"}},
+        "pmnist_methods": {"resources": {"gres": "gpu:h100:1", "max_runtime": 60}}}}}))
+    expected = {"bit_flipping": ("0", None, ""), "pmnist_step_size": ("1", None, ""),
+                "pmnist_rate": ("1", None, ""), "pmnist_width": ("2", "a100", ""),
+                "pmnist_methods": ("0", None, "gpu:h100:1")}
+    jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale))
+    for experiment, resources, grouped in jobs:
+        assert (resources["gpu"], resources.get("gpu_model"), resources["gres"]) == expected[experiment], experiment
+        assert grouped == (experiment == "bit_flipping"), experiment
+    assert {resources["runtime"] for experiment, resources, _ in jobs if experiment == "pmnist_methods"} == {"60"}
+    cpu = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale), "--config", "device=cpu")
+    assert {(resources["gpu"], resources["gres"], grouped) for _, resources, grouped in cpu} == {("0", "", True)}

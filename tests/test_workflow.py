@@ -252,6 +252,8 @@ BAD_CONFIGS = {
     "schema: evaluation tasks": (
         lambda o, c: o["ngm_rotated_mnist"].update(evaluation={"samples_per_task": 10, "tasks": "some"}),
         ["'ngm_rotated_mnist'", "evaluation.tasks", "'some'"]),
+    "schema: resources": (lambda o, c: o["bit_flipping"].update(resources={"gpus": 1}),
+                          ["'bit_flipping'", "resources", "'gpus'"]),
 }
 
 

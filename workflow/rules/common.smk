@@ -335,20 +335,27 @@ def train_gpus(wildcards):
     return max(gpus, 1) if config["device"] == "cuda" else gpus
 
 
+def _slurm_gpus(wildcards):
+    """The job's GPU request in Slurm's resources: the experiment's `gres` when it gives one, else `gpu` GPUs (of
+    `gpu_model`, if given; None leaves a resource unset); none for a job on the CPU."""
+    gpus = train_gpus(wildcards)
+    compute = _compute(wildcards)
+    if gpus and "gres" in compute:
+        return {"gpu": 0, "gpu_model": None, "gres": compute["gres"]}  # Slurm must not get both
+    return {"gpu": gpus, "gpu_model": compute.get("gpu_model") if gpus else None, "gres": ""}
+
+
 def train_gpu(wildcards):
-    """The `gpu` resource: Slurm's --gpus, and locally a slot of the GPU the workflow profile declares.
-    0 where the experiment asks for its GPUs as `gres` (Slurm must not get both)."""
-    return 0 if train_gres(wildcards) else train_gpus(wildcards)
+    """The `gpu` resource: Slurm's --gpus, and locally a slot of the GPU the workflow profile declares."""
+    return _slurm_gpus(wildcards)["gpu"]
 
 
 def train_gpu_model(wildcards):
-    """The experiment's `gpu_model` (Slurm --gpus=MODEL:N) for a job on GPUs; None leaves the resource unset."""
-    return _compute(wildcards).get("gpu_model") if train_gpus(wildcards) else None
+    return _slurm_gpus(wildcards)["gpu_model"]
 
 
 def train_gres(wildcards):
-    """The experiment's `gres` (Slurm --gres) for a job on GPUs, else empty (the train rule's shell reads it)."""
-    return _compute(wildcards).get("gres", "") if train_gpus(wildcards) else ""
+    return _slurm_gpus(wildcards)["gres"]  # "" rather than unset: the train rule's shell reads it
 
 
 def train_group(wildcards):
