@@ -26,7 +26,7 @@ from workflow_helpers import SMOKE, copy_workflow, snakemake
 pytestmark = pytest.mark.slow
 
 PARTITION = "plasticity"
-BINARIES = ["munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol"]
+BINARIES = ["munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol", "scancel"]
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 
 SLURM_CONF = """\
@@ -80,12 +80,12 @@ def install_slurm():
         pytest.skip("Slurm is not installed and there is no apt-get to install slurm-wlm and munge")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "slurm-wlm", "munge"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        # A fresh machine has no package lists yet.
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=True)
-        subprocess.run(install, env=env, capture_output=True, check=True)
+    result = subprocess.run(install, env=env, capture_output=True, text=True)
+    if result.returncode != 0:  # a fresh machine has no package lists yet
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        result = subprocess.run(install, env=env, capture_output=True, text=True)
     missing = [name for name in BINARIES if not which(name)]
-    assert not missing, f"installed slurm-wlm and munge, still missing {missing}"
+    assert not missing, f"apt-get install slurm-wlm munge left {missing} missing:\n{result.stdout}{result.stderr}"
 
 
 def free_port() -> int:
@@ -102,18 +102,18 @@ def wait_for(condition, what: str, timeout: float = 60):
         time.sleep(0.5)
 
 
-def stop_daemon(pid_file: Path):
-    """SIGTERM the daemon named in `pid_file`, SIGKILL it if it is still there after 20 s."""
+def stop_daemon(pid_file: Path, root: Path):
+    """SIGTERM the daemon named in `pid_file` (if it is still the one started from `root`), SIGKILL it if it is
+    still there after 20 s."""
     if not pid_file.exists():
         return
     pid = int(pid_file.read_text().split()[0])
 
     def gone():
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            return str(root) not in Path(f"/proc/{pid}/cmdline").read_text()
+        except OSError:
             return True
-        return False
 
     if gone():
         return
@@ -122,6 +122,14 @@ def stop_daemon(pid_file: Path):
         wait_for(gone, f"pid {pid} ({pid_file.name}) to exit", timeout=20)
     except TimeoutError:
         os.kill(pid, signal.SIGKILL)
+
+
+def start_daemon(command: list[str], env: dict[str, str], log: Path):
+    """Run a daemon's start command (it forks into the background); fail with its log if it does not start."""
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} failed: {result.stdout}{result.stderr}\n{log.read_text()[-3000:]}"
+                    if log.exists() else f"{' '.join(command)} failed: {result.stdout}{result.stderr}")
 
 
 @pytest.fixture(scope="module")
@@ -148,24 +156,28 @@ def slurm(tmp_path_factory) -> dict[str, str]:
     env = dict(os.environ, SLURM_CONF=str(conf), PATH=os.pathsep.join([str(shims), SBIN_PATH]))
     pid_files = [root / "slurmd.pid", root / "slurmctld.pid", root / "munge/munged.pid"]  # the order to stop them
     try:
-        subprocess.run([which("munged"), "--force", f"--socket={munge_socket}", f"--key-file={key}",
-                        f"--pid-file={root}/munge/munged.pid", f"--log-file={root}/munge/munged.log",
-                        f"--seed-file={root}/munge/munged.seed"], env=env, check=True)
-        subprocess.run([which("slurmctld"), "-f", str(conf)], env=env, check=True)
-        subprocess.run([which("slurmd"), "-f", str(conf)], env=env, check=True)
+        start_daemon([which("munged"), "--force", f"--socket={munge_socket}", f"--key-file={key}",
+                      f"--pid-file={root}/munge/munged.pid", f"--log-file={root}/munge/munged.log",
+                      f"--seed-file={root}/munge/munged.seed"], env, root / "munge/munged.log")
+        start_daemon([which("slurmctld"), "-f", str(conf)], env, root / "slurmctld.log")
+        start_daemon([which("slurmd"), "-f", str(conf), "-N", "localhost"], env, root / "slurmd.log")
 
         def node_idle():
             state = subprocess.run(["sinfo", "-h", "-p", PARTITION, "-o", "%t"], env=env, capture_output=True,
                                    text=True)
             return state.stdout.strip() == "idle"
 
-        wait_for(node_idle, "the Slurm node to come up idle")
+        try:
+            wait_for(node_idle, "the Slurm node to come up idle")
+        except TimeoutError as error:
+            logs = "\n".join(f"--- {log.name}\n{log.read_text()[-2000:]}" for log in sorted(root.glob("*.log")))
+            pytest.fail(f"{error}\n{logs}")
         yield env
     finally:
-        if which("scancel") and (root / "slurmctld.pid").exists():
+        if (root / "slurmctld.pid").exists():
             subprocess.run(["scancel", "--partition", PARTITION], env=env, capture_output=True)
         for pid_file in pid_files:
-            stop_daemon(pid_file)
+            stop_daemon(pid_file, root)
 
 
 def slurm_jobs(env) -> dict[str, dict[str, str]]:
