@@ -4,6 +4,7 @@
 #   snakemake --cores all --configfile config/paper.yaml    # the papers' protocols
 #   snakemake --cores all results/figures/ext_data_fig2.pdf # one figure and what it needs
 #   snakemake --report report.html                          # browsable report of figures and the table
+#   snakemake --workflow-profile profiles/slurm --configfile config/paper.yaml   # on a Slurm cluster
 #
 # See README.md and docs/architecture.md.
 
@@ -23,6 +24,16 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
+
+
+# On a cluster only training jobs are submitted; these run where Snakemake runs (they are quick, and compute nodes
+# often cannot download MNIST).
+localrules:
+    all,
+    mnist,
+    aggregate,
+    figure,
+    reproduction,
 
 
 rule all:

@@ -2,6 +2,7 @@
 import pytest
 
 from plasticity.data.mnist import materialise_mnist
+from workflow_helpers import SMOKE, copy_workflow, snakemake
 
 
 @pytest.fixture(scope="session")
@@ -10,3 +11,11 @@ def mnist_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("mnist") / "mnist.npz"
     materialise_mnist(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The whole smoke DAG, run once (locally) for the session in a copy of the workflow."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    snakemake(workdir, "--cores", "2", "--configfile", SMOKE)
+    return workdir

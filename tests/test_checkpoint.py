@@ -25,7 +25,7 @@ from plasticity.checkpoint import Checkpoints, Terminated
 from plasticity.config import deep_merge, expand_runs, job_spec, load_protocol
 from plasticity.methods import METHODS
 from plasticity.train import train
-from test_workflow import copy_workflow, snakemake
+from workflow_helpers import copy_workflow, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 PROTOCOL = load_protocol(REPO / "config/experiments.yaml")

@@ -1,17 +1,15 @@
 """The Snakemake workflow end to end: the smoke DAG, caching, targeted reruns and bad-input errors.
 
 The workflow files (and plasticity/, whose sources are inputs of the training jobs) are copied into a temporary
-directory and real `snakemake` runs there. One full run of the smoke scale is shared by the module; the tests
-after it only dry-run (`-n`) against it, after changing the copied config or sources and putting them back.
+directory and real `snakemake` runs there. One full run of the smoke scale is shared by the session (`smoke_run`
+in conftest.py); the tests after it only dry-run (`-n`) against it, after changing the copied config or sources
+and putting them back.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,32 +17,18 @@ import yaml
 
 from figures import FIGURES
 from plasticity.config import block_label, expand_runs, load_protocol, resolve_experiments, seed_blocks
-
-REPO = Path(__file__).resolve().parents[1]
-COPIED = ["Snakefile", "workflow", "config", "envs", "plasticity", "profiles"]  # envs: recorded in job metadata
-SMOKE = "config/smoke.yaml"
+from workflow_helpers import SMOKE, copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake (this interpreter's) in `workdir`; the jobs find `plasticity` beside it on PATH."""
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    result = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
-                            capture_output=True, text=True)
-    if check and result.returncode != 0:
-        logs = "\n".join(f"--- {log}\n{log.read_text()[-2000:]}" for log in sorted(workdir.glob("logs/**/*.log")))
-        pytest.fail(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-6000:]}\n"
-                    f"{result.stderr[-6000:]}\n{logs[-8000:]}")
-    return result
-
-
 def dry_run(workdir: Path, *args: str) -> list[tuple[str, list[str]]]:
-    """The jobs of `snakemake -n` as (rule, outputs), checked against the dry run's own job-count table."""
+    """The jobs of `snakemake -n` as (rule, outputs), checked against the dry run's own job-count table (the jobs
+    of a group are listed indented under it)."""
     output = snakemake(workdir, *args, "-n", "--cores", "2", "--configfile", SMOKE).stdout
     jobs = []
     for line in output.splitlines():
-        rule = re.match(r"^(?:local)?rule (\w+):$", line)
+        rule = re.match(r"^\s*(?:local)?rule (\w+):$", line)
         if rule:
             jobs.append((rule.group(1), []))
             continue
@@ -127,27 +111,9 @@ def edit_smoke(change):
     return edit
 
 
-def copy_workflow(workdir: Path) -> Path:
-    """The workflow files and the library, copied into `workdir` (where snakemake then runs)."""
-    for name in COPIED:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, workdir / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(source, workdir / name)
-    return workdir
-
-
 @pytest.fixture(scope="module")
 def workflow_copy(tmp_path_factory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("workflow"))
-
-
-@pytest.fixture(scope="module")
-def smoke_run(workflow_copy) -> Path:
-    """The whole smoke DAG, run once for the module."""
-    snakemake(workflow_copy, "--cores", "2", "--configfile", SMOKE)
-    return workflow_copy
 
 
 def test_smoke_dag_produces_every_figure_and_the_table(smoke_run):
@@ -256,7 +222,7 @@ def test_one_stability_gap_figure_target(workflow_copy):
 
 def test_one_figure_target(workflow_copy):
     result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/ext_data_fig2.pdf")
-    ran = set(re.findall(r"^(?:local)?rule (\w+):$", result.stdout, re.MULTILINE))
+    ran = set(re.findall(r"^\s*(?:local)?rule (\w+):$", result.stdout, re.MULTILINE))
     assert ran <= {"train", "aggregate", "figure"} and "figure" in ran
     assert "pmnist" not in result.stdout
 
@@ -288,6 +254,8 @@ BAD_CONFIGS = {
     "schema: evaluation tasks": (
         lambda o, c: o["ngm_rotated_mnist"].update(evaluation={"samples_per_task": 10, "tasks": "some"}),
         ["'ngm_rotated_mnist'", "evaluation.tasks", "'some'"]),
+    "schema: resources": (lambda o, c: o["bit_flipping"].update(resources={"gpus": 1}),
+                          ["'bit_flipping'", "resources", "'gpus'"]),
 }
 
 

@@ -293,14 +293,15 @@ def _cost(wildcards):
 
 
 def train_runtime(wildcards):
-    """Minutes to request from a cluster: twice an estimate from the job's size. Calibrated on a 2-core CPU
+    """Minutes to request from a cluster: twice an estimate from the job's size, at most the experiment's
+    `max_runtime` (a job stopped at its limit resumes from its checkpoint when retried). Calibrated on a 2-core CPU
     (quick scale: 0.6 ms per online step of overhead, ~1 GFLOP/s for batch-1 products; the joint protocol's
     batched products run at ~50 GFLOP/s); the GPU figures are guesses (launch-bound steps, fast products)."""
     (experiment, _, _), _ = _job(wildcards)
     joint_protocol = EXPERIMENTS[experiment].get("protocol", "online") == "joint"
-    step_s, flops_per_s = (1.5e-3, 2e11) if TRAIN_GPUS else (6e-4, 5e10 if joint_protocol else 1e9)
+    step_s, flops_per_s = (1.5e-3, 2e11) if train_gpus(wildcards) else (6e-4, 5e10 if joint_protocol else 1e9)
     seconds = _steps(experiment) * step_s + _cost(wildcards) / flops_per_s
-    return max(10, math.ceil(2 * seconds / 60))
+    return min(max(10, math.ceil(2 * seconds / 60)), _compute(wildcards).get("max_runtime", math.inf))
 
 
 def train_mem_mb(wildcards):
@@ -312,17 +313,56 @@ def train_mem_mb(wildcards):
     return 1500 + data_mb + math.ceil(4 * 4 * _weights(wildcards) * len(seeds) / 1e6 + evaluation_mb)
 
 
-def uses_gpu():
-    if config["device"] == "cuda":
-        return True
-    if config["device"] == "auto":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
+def _compute(wildcards):
+    """The `resources` block of the job's experiment (config/experiments.yaml, a scale may override it)."""
+    (experiment, _, _), _ = _job(wildcards)
+    return EXPERIMENTS[experiment].get("resources") or {}
 
 
-TRAIN_GPUS = 1 if uses_gpu() else 0
+def _gres_gpus(gres):
+    """GPUs in a Slurm GRES request: `gpu` (one), `gpu:2`, `gpu:a100:2`."""
+    count = gres.split(":")[-1]
+    return int(count) if count.isdigit() else 1
+
+
+def train_gpus(wildcards):
+    """GPUs the job runs on: its experiment's `gpu` (or the count in its `gres`); none with device: cpu, at least
+    one with device: cuda. Decided by the config alone, so that a cluster's submit host (often without a GPU) and
+    the node that runs the job agree; a job with none runs on the CPU (the train rule hides GPUs from it)."""
+    if config["device"] == "cpu":
+        return 0
+    compute = _compute(wildcards)
+    gpus = _gres_gpus(compute["gres"]) if "gres" in compute else compute.get("gpu", 0)
+    return max(gpus, 1) if config["device"] == "cuda" else gpus
+
+
+def _slurm_gpus(wildcards):
+    """The job's GPU request in Slurm's resources: the experiment's `gres` when it gives one, else `gpu` GPUs (of
+    `gpu_model`, if given; None leaves a resource unset); none for a job on the CPU."""
+    gpus = train_gpus(wildcards)
+    compute = _compute(wildcards)
+    if gpus and "gres" in compute:
+        return {"gpu": 0, "gpu_model": None, "gres": compute["gres"]}  # Slurm must not get both
+    return {"gpu": gpus, "gpu_model": compute.get("gpu_model") if gpus else None, "gres": ""}
+
+
+def train_gpu(wildcards):
+    """The `gpu` resource: Slurm's --gpus, and locally a slot of the GPU the workflow profile declares."""
+    return _slurm_gpus(wildcards)["gpu"]
+
+
+def train_gpu_model(wildcards):
+    return _slurm_gpus(wildcards)["gpu_model"]
+
+
+def train_gres(wildcards):
+    return _slurm_gpus(wildcards)["gres"]  # "" rather than unset: the train rule's shell reads it
+
+
+def train_group(wildcards):
+    """CPU jobs join group `train_cpu`, which a cluster profile packs several to a submitted job
+    (`group-components`); GPU jobs are submitted one by one (a group would add up their GPUs)."""
+    return None if train_gpus(wildcards) else "train_cpu"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -379,12 +419,13 @@ def _describe_seeds(names):
 
 
 def _describe_deviations(names):
-    """The scale's overrides of the paper protocol for these experiments, as `experiment: field=value; ...`."""
+    """The scale's overrides of the paper protocol for these experiments, as `experiment: field=value; ...`
+    (not `resources`: where the jobs run is no deviation)."""
     parts = []
     for name in names:
         override = OVERRIDES.get(name) or {}
         fields = [f"{key}={canonical_json(value) if isinstance(value, (dict, list)) else value}"
-                  for key, value in sorted(override.items())]
+                  for key, value in sorted(override.items()) if key != "resources"]
         if fields:
             parts.append(f"{name}: {', '.join(fields)}")
     return "; ".join(parts) if parts else "none (the papers' protocols)"

@@ -21,9 +21,15 @@ rule train:
     resources:
         runtime=train_runtime,
         mem_mb=train_mem_mb,
-        gpu=TRAIN_GPUS,
+        gpu=train_gpu,
+        gpu_model=train_gpu_model,
+        gres=train_gres,
+    group:
+        train_group
     conda:
         "../../envs/train.yaml"
     shell:
+        # A job that asks for no GPU runs on the CPU, even where one is visible (device: auto).
+        "[ {resources.gpu} -gt 0 ] || [ -n \"{resources.gres}\" ] || export CUDA_VISIBLE_DEVICES=; "
         "OMP_NUM_THREADS={threads} plasticity train --spec {params.spec:q} --out {output.parquet} {params.mnist}"
         " {params.checkpoint} > {log} 2>&1"

@@ -1,0 +1,326 @@
+"""The workflow on a real one-node Slurm cluster, through profiles/slurm: every training job of the smoke scale goes
+through sbatch, the cheap rules run locally, and the results equal a local run's.
+
+The cluster (munged, slurmctld, slurmd) runs as root from a temporary directory, with its own ports, munge key and
+socket, so that it leaves any other Slurm on the machine alone; it is stopped through its pid files afterwards.
+Debian's slurm-wlm and munge are installed with apt-get when missing (as on CI). Skipped where that cannot work.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from plasticity.config import load_protocol
+from workflow_helpers import SMOKE, copy_workflow, snakemake
+
+pytestmark = pytest.mark.slow
+
+PARTITION = "plasticity"
+BINARIES = ["munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol", "scancel"]
+SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+
+SLURM_CONF = """\
+ClusterName=plasticitytest
+SlurmctldHost=localhost
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket={munge_socket}
+CredType=cred/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+# The node as declared here, not as detected: twice the CPUs (grouped jobs spend much of their time starting
+# Snakemake and srun, which overlaps), memory enough for any request (not enforced: CR_CPU, no cgroups), and two
+# GPUs that are only names (/dev/null, /dev/zero) for the GPU requests to be granted.
+SlurmdParameters=config_overrides
+GresTypes=gpu
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+MpiDefault=none
+# Finished jobs stay visible to squeue (the status command without accounting) and scontrol for 10 minutes.
+MinJobAge=600
+ReturnToService=2
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+NodeName=localhost CPUs={cpus} RealMemory=64000 Gres=gpu:2 State=UNKNOWN
+PartitionName={partition} Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+"""
+GRES_CONF = "NodeName=localhost Name=gpu File=/dev/null\nNodeName=localhost Name=gpu File=/dev/zero\n"
+
+
+def which(name: str) -> str | None:
+    return shutil.which(name, path=SBIN_PATH)
+
+
+def install_slurm():
+    """Debian's slurm-wlm and munge, unless present; skip where they cannot be installed or run."""
+    if os.geteuid() != 0:
+        pytest.skip("a local Slurm cluster needs root (munged, slurmctld and slurmd run as root)")
+    if all(which(name) for name in BINARIES):
+        return
+    if not which("apt-get"):
+        pytest.skip("Slurm is not installed and there is no apt-get to install slurm-wlm and munge")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "slurm-wlm", "munge"]
+    result = subprocess.run(install, env=env, capture_output=True, text=True)
+    if result.returncode != 0:  # a fresh machine has no package lists yet
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        result = subprocess.run(install, env=env, capture_output=True, text=True)
+    missing = [name for name in BINARIES if not which(name)]
+    assert not missing, f"apt-get install slurm-wlm munge left {missing} missing:\n{result.stdout}{result.stderr}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def stop_daemon(pid_file: Path, root: Path):
+    """SIGTERM the daemon named in `pid_file` (if it is still the one started from `root`), SIGKILL it if it is
+    still there after 20 s."""
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().split()[0])
+
+    def gone():
+        try:
+            return str(root) not in Path(f"/proc/{pid}/cmdline").read_text()
+        except OSError:
+            return True
+
+    if gone():
+        return
+    os.kill(pid, signal.SIGTERM)
+    try:
+        wait_for(gone, f"pid {pid} ({pid_file.name}) to exit", timeout=20)
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+
+
+def start_daemon(command: list[str], env: dict[str, str], log: Path):
+    """Run a daemon's start command (it forks into the background); fail with its log if it does not start."""
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} failed: {result.stdout}{result.stderr}\n{log.read_text()[-3000:]}"
+                    if log.exists() else f"{' '.join(command)} failed: {result.stdout}{result.stderr}")
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory) -> dict[str, str]:
+    """A running one-node cluster; yields the environment that points Slurm's commands at it."""
+    install_slurm()
+    root = tmp_path_factory.mktemp("slurm")
+    for name in ("state", "spool", "munge"):
+        (root / name).mkdir(mode=0o700)
+    key = root / "munge/munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o600)
+    munge_socket = root / "munge/munge.socket"
+    conf = root / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(root=root, ctld_port=free_port(), d_port=free_port(),
+                                      cpus=2 * os.cpu_count(), munge_socket=munge_socket, partition=PARTITION))
+    (root / "gres.conf").write_text(GRES_CONF)
+    # The plugin starts each job with a nested srun, from an environment without SLURM_* variables: srun would read
+    # only the system's /etc/slurm/slurm.conf. This srun, first on PATH, reads this cluster's.
+    shims = root / "bin"
+    shims.mkdir()
+    (shims / "srun").write_text(f'#!/bin/sh\nSLURM_CONF={conf} exec {which("srun")} "$@"\n')
+    (shims / "srun").chmod(0o755)
+    env = dict(os.environ, SLURM_CONF=str(conf), PATH=os.pathsep.join([str(shims), SBIN_PATH]))
+    pid_files = [root / "slurmd.pid", root / "slurmctld.pid", root / "munge/munged.pid"]  # the order to stop them
+    try:
+        start_daemon([which("munged"), "--force", f"--socket={munge_socket}", f"--key-file={key}",
+                      f"--pid-file={root}/munge/munged.pid", f"--log-file={root}/munge/munged.log",
+                      f"--seed-file={root}/munge/munged.seed"], env, root / "munge/munged.log")
+        start_daemon([which("slurmctld"), "-f", str(conf)], env, root / "slurmctld.log")
+        start_daemon([which("slurmd"), "-f", str(conf), "-N", "localhost"], env, root / "slurmd.log")
+
+        def node_idle():
+            state = subprocess.run(["sinfo", "-h", "-p", PARTITION, "-o", "%t"], env=env, capture_output=True,
+                                   text=True)
+            return state.stdout.strip() == "idle"
+
+        try:
+            wait_for(node_idle, "the Slurm node to come up idle")
+        except TimeoutError as error:
+            logs = "\n".join(f"--- {log.name}\n{log.read_text()[-2000:]}" for log in sorted(root.glob("*.log")))
+            pytest.fail(f"{error}\n{logs}")
+        yield env
+    finally:
+        if (root / "slurmctld.pid").exists():
+            subprocess.run(["scancel", "--partition", PARTITION], env=env, capture_output=True)
+        for pid_file in pid_files:
+            stop_daemon(pid_file, root)
+
+
+def slurm_jobs(env) -> dict[str, dict[str, str]]:
+    """Every job slurmctld knows: {job id: its fields as `scontrol show job --oneliner` prints them}."""
+    out = subprocess.run(["scontrol", "show", "job", "--oneliner"], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    jobs = {}
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if "JobId" in fields:
+            jobs[fields["JobId"]] = fields
+    return jobs
+
+
+def jobs_in_log(log: str, rule: str) -> list[str]:
+    """The entries of the `rule` jobs (not local ones) a Snakemake log lists, each from its `rule` line on
+    (indented when the job is part of a group job)."""
+    return [block for block in re.split(r"\n(?=[ \t]*(?:local)?rule \w+:)", log)
+            if re.match(rf"[ \t]*rule {rule}:", block)]
+
+
+def outputs_in_log(log: str, rule: str) -> set[str]:
+    """The outputs of the `rule` jobs a Snakemake log lists."""
+    return {path.strip() for block in jobs_in_log(log, rule)
+            for path in re.search(r"^\s+output: (.*)$", block, re.MULTILINE).group(1).split(",")}
+
+
+def run_on_slurm(workdir: Path, env: dict[str, str], *args: str) -> tuple[str, dict[str, str]]:
+    """Snakemake with profiles/slurm, its site placeholders overridden for this cluster (no accounts, so squeue
+    for the job status); returns its output and {Slurm job id: that job's log}."""
+    result = snakemake(
+        workdir, "--workflow-profile", "profiles/slurm", "--configfile", SMOKE,
+        "--default-resources", f"slurm_partition={PARTITION}", "--slurm-no-account",
+        "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-keep-successful-logs", *args, env=env)
+    output = result.stdout + result.stderr
+    return output, dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+?)\)", output))
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm, tmp_path_factory):
+    """The whole smoke DAG through profiles/slurm."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_workflow"))
+    return (workdir, *run_on_slurm(workdir, slurm))
+
+
+def training_results(workdir: Path) -> set[str]:
+    return {str(path.relative_to(workdir)) for path in workdir.glob("results/runs/**/*.parquet")}
+
+
+def assert_completed(jobs: dict[str, dict[str, str]], job_id: str):
+    assert (jobs[job_id]["JobState"], jobs[job_id]["ExitCode"]) == ("COMPLETED", "0:0"), jobs[job_id]
+
+
+def test_every_training_job_ran_through_sbatch(slurm, slurm_run, smoke_run):
+    workdir, output, submitted = slurm_run
+    trained = training_results(workdir)
+    assert trained == training_results(smoke_run)
+
+    # Snakemake's record of its submissions, and Slurm's of the jobs: the same ids, all completed, none with a GPU
+    # (the smoke scale runs on the CPU).
+    assert submitted, output[-4000:]
+    jobs = slurm_jobs(slurm)
+    for job_id in submitted:
+        assert_completed(jobs, job_id)
+        assert "gpu" not in jobs[job_id].get("TresPerJob", ""), jobs[job_id]
+
+    # What each Slurm job ran, from its own log (Snakemake on the node lists the jobs it runs): together, every
+    # training job, each once, several to a submission.
+    ran = [{path for path in outputs_in_log(Path(log).read_text(), "train") if path.endswith(".parquet")}
+           for log in submitted.values()]
+    assert set().union(*ran) == trained
+    assert sum(map(len, ran)) == len(trained)
+    assert len(submitted) < len(trained)
+
+    # Nothing else was submitted: the cheap rules ran here, and no training job did.
+    assert "localrule train:" not in output
+    for rule in ("mnist", "aggregate", "figure", "reproduction"):
+        assert f"localrule {rule}:" in output, rule
+
+
+def test_results_equal_a_local_run(slurm_run, smoke_run):
+    workdir = slurm_run[0]
+    parquets = sorted(path.relative_to(smoke_run) for path in smoke_run.glob("results/**/*.parquet"))
+    assert any(path.parts[1] == "aggregate" for path in parquets)
+    for path in parquets:
+        pd.testing.assert_frame_equal(pd.read_parquet(workdir / path), pd.read_parquet(smoke_run / path),
+                                      check_exact=True, obj=str(path))
+    assert (workdir / "results/reproduction.csv").read_text() == (smoke_run / "results/reproduction.csv").read_text()
+
+
+def test_gpu_experiment_job_gets_a_gpu_and_a_submission_of_its_own(slurm, tmp_path_factory):
+    """With device: auto, a permuted-MNIST job asks Slurm for the GPU its experiment's `resources` name (the
+    CPU build of torch then runs it on the CPU)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_gpu"))
+    target = "results/runs/pmnist_width/bp-width_8/seeds0-1.parquet"
+    output, submitted = run_on_slurm(workdir, slurm, target, "--config", "device=auto")
+    assert len(submitted) == 1, output[-4000:]
+    job_id, log = submitted.popitem()
+    jobs = slurm_jobs(slurm)
+    assert_completed(jobs, job_id)
+    assert jobs[job_id]["TresPerJob"] == "gres:gpu:1", jobs[job_id]
+    assert outputs_in_log(Path(log).read_text(), "train") == {target, target.replace(".parquet", ".json")}
+
+
+def dry_run_resources(workdir: Path, *args: str) -> list[tuple[str, dict[str, str], bool]]:
+    """(experiment, resources, grouped) of each training job that `snakemake -n` lists through profiles/slurm."""
+    output = snakemake(workdir, "-n", "--workflow-profile", "profiles/slurm", *args).stdout
+    jobs = jobs_in_log(output, "train")
+    assert len(jobs) == int(re.search(r"^train\s+(\d+)$", output, re.MULTILINE).group(1))
+    return [(re.search(r"wildcards: experiment=(\w+)", job).group(1),
+             dict(re.findall(r"(\w+)=([^,\s]*)", re.search(r"resources: (.*)", job).group(1))),
+             job.startswith(" "))  # a job of group train_cpu is indented under its group job
+            for job in jobs]
+
+
+def test_paper_scale_dry_run_with_the_slurm_profile(tmp_path):
+    """Needs no Slurm: the whole paper-scale DAG through profiles/slurm, every training job with its resources,
+    GPUs as its experiment asks, the CPU jobs grouped."""
+    workdir = copy_workflow(tmp_path)
+    protocol = load_protocol(workdir / "config/experiments.yaml")
+    jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml")
+    assert {experiment for experiment, _, _ in jobs} == set(protocol)
+    for experiment, resources, grouped in jobs:
+        gpus = protocol[experiment]["resources"]["gpu"]
+        assert (int(resources["gpu"]), grouped) == (gpus, gpus == 0), (experiment, resources)
+        assert int(resources["runtime"]) >= 10 and int(resources["mem_mb"]) > 1000, (experiment, resources)
+
+
+def test_gpu_resources_of_an_experiment_reach_slurm(tmp_path):
+    """`gpu` + `gpu_model`, or `gres`, and `max_runtime` from an experiment's `resources`; none with device: cpu."""
+    workdir = copy_workflow(tmp_path)
+    scale = workdir / "config/gpus.yaml"
+    scale.write_text(yaml.safe_dump({"scale": "gpus", "device": "auto", "overrides": {"gpus": {
+        "pmnist_width": {"resources": {"gpu": 2, "gpu_model": "a100"}},
+        "pmnist_methods": {"resources": {"gres": "gpu:h100:1", "max_runtime": 60}}}}}))
+    expected = {"bit_flipping": ("0", None, ""), "pmnist_step_size": ("1", None, ""),
+                "pmnist_rate": ("1", None, ""), "pmnist_width": ("2", "a100", ""),
+                "pmnist_methods": ("0", None, "gpu:h100:1")}
+    jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale))
+    for experiment, resources, grouped in jobs:
+        assert (resources["gpu"], resources.get("gpu_model"), resources["gres"]) == expected[experiment], experiment
+        assert grouped == (experiment == "bit_flipping"), experiment
+    assert {resources["runtime"] for experiment, resources, _ in jobs if experiment == "pmnist_methods"} == {"60"}
+    cpu = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale), "--config", "device=cpu")
+    assert {(resources["gpu"], resources["gres"], grouped) for _, resources, grouped in cpu} == {("0", "", True)}
