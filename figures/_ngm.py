@@ -63,8 +63,10 @@ def context_minima(curve: pd.DataFrame, per_context: int, contexts: int) -> list
 
 
 def draw_column(axes, aggregate: pd.DataFrame, title: str, groups: list[str] | None = None,
-                accuracy_metric: str = "task_accuracy", accuracy_layer: int = 1) -> None:
-    """Task-1 accuracy (with dots at each context's minimum), task-1 loss and the gain of the last layer."""
+                accuracy_metric: str = "task_accuracy", accuracy_layer: int = 1,
+                zoom: tuple[float, float] | None = None) -> None:
+    """Task-1 accuracy (with dots at each context's minimum), task-1 loss and the gain of the last layer.
+    zoom: (lowest accuracy in %, highest loss) shown, as the paper zooms in on the gaps; deeper drops are cut."""
     per_context, contexts = context_length(aggregate)
     panels = [(accuracy_metric, accuracy_layer, "task-1 accuracy (%)" if accuracy_metric == "task_accuracy"
                else "test accuracy, seen tasks (%)", 100), ("task_loss", 1, "task-1 test loss", 1),
@@ -82,6 +84,10 @@ def draw_column(axes, aggregate: pd.DataFrame, title: str, groups: list[str] | N
                            edgecolor="white", linewidth=0.5)
         ax.set_ylabel(ylabel)
         ax.set_xlim(0, per_context * contexts)
+        if zoom and row == 0:
+            ax.set_ylim(zoom[0], 100.5)
+        if zoom and row == 1:
+            ax.set_ylim(0, zoom[1])
         if row == 0:
             ax.set_title(title, loc="left", fontsize="medium")
     axes[-1].set_xlabel("training iterations")
@@ -94,10 +100,11 @@ def _hashable(settings: dict) -> dict:
             for key, value in settings.items()}
 
 
-def column_figure(aggregate: pd.DataFrame, title: str, column_title: str) -> Figure:
+def column_figure(aggregate: pd.DataFrame, title: str, column_title: str,
+                  zoom: tuple[float, float] | None = None) -> Figure:
     """One column of the paper's Figs. 3-4: task-1 accuracy, task-1 loss and gain over iterations."""
     fig = Figure(figsize=(7, 8))
-    draw_column(fig.subplots(3, 1, sharex=True), aggregate, column_title)
+    draw_column(fig.subplots(3, 1, sharex=True), aggregate, column_title, zoom=zoom)
     fig.suptitle(title)
     return fig
 
@@ -126,7 +133,8 @@ def experiment_notes(name: str, aggregate: pd.DataFrame, protocol: dict) -> tupl
 def caption(aggregates: dict[str, pd.DataFrame], scale: str, description: str, dots: bool = True) -> str:
     protocol = load_protocol(_style.PROTOCOL_PATH)
     lines = [description, "Lines: mean; bands: ± standard deviation across seeds (the paper's figures show the "
-             "standard error). Shaded: every other context."
+             "standard error). Shaded: every other context. Figs. 3-4 are zoomed in on the gaps as in the paper: "
+             "drops below the accuracy axis are cut (Table 2 has their depth)."
              + (" Dots: each context's minimum of the mean task-1 accuracy (the stability gap)." if dots else "")
              + f" Scale: {scale}."]
     any_deviation = False

@@ -1,12 +1,13 @@
 """Fig. 2: a gain boost approximates a two-timescale optimizer (the stability-gap paper's proof of principle).
 
 A 1-D linear model y = W_eff·x with constant input x learns a target T(t) under L = ½(T − y)²: T₁, then T₂ for a
-short window, then T₁ again (the authors' toy schedule). Three learners: slow weights only (plain gradient descent), fast + slow weights (w_fast decays back to 0,
-w_slow does not; y = w_fast + w_slow), and gain-modulated weights (W_eff = g·w, w updated by gradient descent on
-w, so ∂L/∂w = g·∂L/∂W_eff, and g ← γg + (1 − γ)g₀ + η·|w·e·x| with e = T − y: a burst of gain when the error
-jumps, as in the authors' toy code). Right: the loss over the effective weight at the time of peak gain, with the
-curvature λ = x² of the plain model and the flattened λ/g² seen by the gain-modulated learner in the coordinates
-it steps; dots: each learner's state then, arrows: the length of its next step.
+short window, then T₁ again (the authors' toy schedule). Three learners: slow weights only (plain gradient
+descent), fast + slow weights (w_fast decays back to 0, w_slow does not; y = w_fast + w_slow), and gain-modulated
+weights (W_eff = g·w, w updated by gradient descent on w, so ∂L/∂w = g·∂L/∂W_eff, and g ← γg + (1 − γ)g₀ +
+η·|w·e·x| with e = T − y: a burst of gain when the error jumps, as in the authors' toy code). Right: the loss over
+the effective weight at the time of peak gain, with the curvature λ = x² of the plain model and the flattened λ/g²
+seen by the gain-modulated learner in the coordinates it steps; dots: each learner's state then, arrows: the length
+of its next step.
 
 A deterministic simulation (no data, no seeds): its constants are the authors' toy settings.
 """

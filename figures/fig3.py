@@ -10,11 +10,12 @@ from matplotlib.figure import Figure
 from figures import _ngm
 
 EXPERIMENTS = ["ngm_split_mnist"]
+ZOOM = (80, 0.6)  # lowest task-1 accuracy (%) and highest loss shown, as the paper zooms in on the gaps
 TITLE = "Fig. 3 (Split MNIST): stability gaps under class-incremental joint training"
 
 
 def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
-    return _ngm.column_figure(aggregates[EXPERIMENTS[0]], TITLE, "Split MNIST")
+    return _ngm.column_figure(aggregates[EXPERIMENTS[0]], TITLE, "Split MNIST", zoom=ZOOM)
 
 
 def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:

@@ -1,8 +1,8 @@
 """Across-seed aggregation of the per-job tidy results: results/aggregate/{experiment}.parquet.
 
 Training jobs each hold one run on one block of seeds; figures need, per run, x, metric and layer, the mean and
-standard error (and standard deviation) across all seeds. Seeds whose value is NaN (they diverged) are left out of mean and sem and counted
-in `n_diverged`, so a figure can say how many seeds a curve rests on.
+standard error (and standard deviation) across all seeds. Seeds whose value is NaN (they diverged) are left out of
+mean and sem and counted in `n_diverged`, so a figure can say how many seeds a curve rests on.
 """
 from __future__ import annotations
 
