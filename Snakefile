@@ -33,6 +33,7 @@ localrules:
     mnist,
     aggregate,
     figure,
+    stability_gap_tables,
     reproduction,
 
 
