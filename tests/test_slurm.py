@@ -155,6 +155,11 @@ def slurm(tmp_path_factory) -> dict[str, str]:
     (shims / "srun").chmod(0o755)
     env = dict(os.environ, SLURM_CONF=str(conf), PATH=os.pathsep.join([str(shims), SBIN_PATH]))
     pid_files = [root / "slurmd.pid", root / "slurmctld.pid", root / "munge/munged.pid"]  # the order to stop them
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")  # pytest then still runs the teardown below
+
+    on_sigterm = signal.signal(signal.SIGTERM, interrupted)  # e.g. from `timeout pytest ...`
     try:
         start_daemon([which("munged"), "--force", f"--socket={munge_socket}", f"--key-file={key}",
                       f"--pid-file={root}/munge/munged.pid", f"--log-file={root}/munge/munged.log",
@@ -178,6 +183,7 @@ def slurm(tmp_path_factory) -> dict[str, str]:
             subprocess.run(["scancel", "--partition", PARTITION], env=env, capture_output=True)
         for pid_file in pid_files:
             stop_daemon(pid_file, root)
+        signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def slurm_jobs(env) -> dict[str, dict[str, str]]:
