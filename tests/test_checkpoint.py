@@ -73,6 +73,7 @@ CASES = {
        for run in ("bp", "adam", "l2", "shrink_perturb", "cbp")},
     "cbp_adam": (bit_flipping_cbp_adam(), {"minutes": 0}, (700, 1900)),
     **{method: (bit_flipping_with(method, {"lr": 0.01}), {"minutes": 0}, (700, 1900)) for method in ("sgd", "msgd")},
+    "l2_init": (bit_flipping_with("l2_init", {"lr": 0.001, "weight_decay": 0.01}), {"minutes": 0}, (700, 1900)),
     "permuted_mnist_cbp": (permuted_mnist_cbp(), {"minutes": None, "tasks": 1}, (400, 1000)),
 }
 

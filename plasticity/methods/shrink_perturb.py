@@ -1,9 +1,11 @@
 """Shrink and Perturb (Ash & Adams 2020) as the loss-of-plasticity reference runs it online: every step, SGD
 with weight decay (the shrink, factor 1 - lr·wd) and then Gaussian noise of std `noise_std` added to every
-weight and bias (the perturb)."""
+weight and bias (the perturb). With `optimizer: adam` the step is AdamW's, whose decoupled weight decay is the
+same multiplicative shrink 1 - lr·wd (Adam's coupled decay would be rescaled by the moments: no longer a shrink)."""
 import torch
 
 from plasticity.methods import Learner, register
+from plasticity.methods.optimizers import make_optimizer
 from plasticity.seeding import ChunkedStream, generators
 
 NOISE_CHUNK_ELEMENTS = 1 << 20  # per-seed noise drawn this many elements at a time (fixed: block invariance)
@@ -34,7 +36,7 @@ class Perturbation:
 
 
 @register("shrink_perturb")
-def build(model, seeds, lr: float, weight_decay: float, noise_std: float) -> Learner:
+def build(model, seeds, lr: float, weight_decay: float, noise_std: float, optimizer: str = "sgd") -> Learner:
     perturbation = Perturbation(list(model.parameters()), noise_std, generators(seeds, "perturb"))
-    return Learner(torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay),
+    return Learner(make_optimizer(model.parameters(), optimizer, lr, weight_decay, decoupled=True),
                    after_step=perturbation, state=perturbation)
