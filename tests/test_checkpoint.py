@@ -74,6 +74,8 @@ CASES = {
     "cbp_adam": (bit_flipping_cbp_adam(), {"minutes": 0}, (700, 1900)),
     **{method: (bit_flipping_with(method, {"lr": 0.01}), {"minutes": 0}, (700, 1900)) for method in ("sgd", "msgd")},
     "l2_init": (bit_flipping_with("l2_init", {"lr": 0.001, "weight_decay": 0.01}), {"minutes": 0}, (700, 1900)),
+    # Checks every 300 steps, so saves fall between checks (mid-accumulation); threshold 0.5 recycles units.
+    "redo": (bit_flipping_with("redo", {"lr": 0.001, "every": 300, "threshold": 0.5}), {"minutes": 0}, (700, 1900)),
     "permuted_mnist_cbp": (permuted_mnist_cbp(), {"minutes": None, "tasks": 1}, (400, 1000)),
 }
 

@@ -1,4 +1,4 @@
-"""L2 Init and the `optimizer` hyperparameter on hand-computed cases."""
+"""L2 Init, ReDo and the `optimizer` hyperparameter on hand-computed cases."""
 import copy
 import math
 
@@ -8,7 +8,9 @@ import torch
 from plasticity.config import ConfigError
 from plasticity.methods import build_learner
 from plasticity.methods.l2_init import L2Init
-from plasticity.nets import SeedMLP
+from plasticity.methods.redo import DormantUnitRecycler, unit_scores
+from plasticity.nets import SeedMLP, kaiming_uniform_bound, loss_and_output_grad
+from plasticity.seeding import generators
 
 # --- L2 Init ---------------------------------------------------------------------------------------------------------
 
@@ -104,7 +106,118 @@ def test_optimizer_hyperparameter_builds_the_named_optimizer_with_the_decay(meth
     ("l2", {"lr": 0.1, "weight_decay": 0.01}),
     ("shrink_perturb", {"lr": 0.1, "weight_decay": 0.01, "noise_std": 0.1}),
     ("l2_init", {"lr": 0.1, "weight_decay": 0.01}),
+    ("redo", {"lr": 0.1, "every": 10}),
 ])
 def test_unknown_optimizer_is_named_in_the_error(method, hparams):
     with pytest.raises(ConfigError, match=r"unknown optimizer 'rmsprop'; valid: \['sgd', 'adam'\]"):
         build_learner(method, tiny_model(), [0, 1], {**hparams, "optimizer": "rmsprop"})
+
+
+# --- ReDo ------------------------------------------------------------------------------------------------------------
+
+def test_scores_are_mean_activity_over_the_layer_mean_per_seed():
+    scores = unit_scores(torch.tensor([[1.0, 1.0, 2.0, 4.0], [0.0, 0.0, 0.0, 8.0]]))
+    torch.testing.assert_close(scores, torch.tensor([[0.5, 0.5, 1.0, 2.0], [0.0, 0.0, 0.0, 4.0]]))
+
+
+def test_activity_is_mean_absolute_activation_over_the_batches_since_the_check():
+    model = tiny_model(seeds=[0], depth=1)
+    recycler = DormantUnitRecycler(model, torch.optim.SGD(model.parameters(), lr=0.1), generators([0], "redo"),
+                                   threshold=0.6, every=2)
+    # mean|h| over batch and steps: ([1, 0, 2, 4] + [1, 2, 2, 4]) / 2 = [1, 1, 2, 4]; scores [0.5, 0.5, 1, 2]
+    assert recycler.step([torch.tensor([[[-1.0, 0.0, 2.0, 4.0], [1.0, 0.0, -2.0, 4.0]]])]) is None
+    dormant = recycler.step([torch.tensor([[[1.0, 2.0, 2.0, 4.0], [1.0, -2.0, 2.0, -4.0]]])])
+    assert dormant[0].tolist() == [[True, True, False, False]]
+    assert recycler.activity[0].abs().sum() == 0, "the next check scores the batches after this one"
+
+
+def test_feature_width_other_than_the_layer_is_an_error():
+    model = tiny_model(depth=1)
+    recycler = DormantUnitRecycler(model, torch.optim.SGD(model.parameters(), lr=0.1), generators([0, 1], "redo"),
+                                   threshold=0.1, every=2)
+    with pytest.raises(ValueError, match="8 features but 4 units"):
+        recycler.step([torch.ones(2, 1, 8)])
+
+
+def train_steps(model, learner, inputs, targets):
+    """Train as plasticity.train does; the masks of the last step's check."""
+    with torch.no_grad():
+        for x, y in zip(inputs, targets):
+            _, output_grad = loss_and_output_grad(model(x), y, "mse")
+            model.backward_from_output_grad(output_grad)
+            learner.optimizer.step()
+            dormant = learner.after_step(model.hidden)
+    return dormant
+
+
+DEAD_SEED, DEAD_UNIT = 1, 2
+
+
+def model_with_a_dead_unit():
+    """3→4→4→2 for 2 seeds; every hidden weight positive (all units active on positive inputs) but unit 2 of the
+    first hidden layer of seed 1, whose incoming weights and bias are negative: its ReLU output is 0."""
+    model = tiny_model()
+    with torch.no_grad():
+        for layer in model.layers[:2]:
+            layer.weight.abs_().add_(0.1)
+            layer.bias.fill_(0.1)
+        model.layers[0].weight[DEAD_SEED, DEAD_UNIT] = -1.0
+        model.layers[0].bias[DEAD_SEED, DEAD_UNIT] = -1.0
+    return model
+
+
+def test_dead_unit_is_recycled_and_nothing_else_changes():
+    model = model_with_a_dead_unit()
+    learner = build_learner("redo", model, [0, 1], {"lr": 1e-3, "every": 3})
+    data = torch.Generator().manual_seed(0)
+    inputs = [torch.rand(2, 5, 3, generator=data) for _ in range(3)]          # positive inputs
+    targets = [torch.randn(2, 5, 2, generator=data) for _ in range(3)]
+    assert train_steps(model, learner, inputs[:2], targets[:2]) is None, "no check before `every` steps"
+
+    with torch.no_grad():
+        _, output_grad = loss_and_output_grad(model(inputs[2]), targets[2], "mse")
+        model.backward_from_output_grad(output_grad)
+        learner.optimizer.step()
+        for state in learner.optimizer.state.values():                          # visible moments everywhere
+            state["exp_avg"].fill_(1.0)
+            state["exp_avg_sq"].fill_(1.0)
+        before = [param.detach().clone() for param in model.parameters()]
+        dormant = learner.after_step(model.hidden)
+
+    assert dormant[0].nonzero().tolist() == [[DEAD_SEED, DEAD_UNIT]] and not dormant[1].any()
+    first, second = model.layers[0], model.layers[1]
+    incoming = first.weight[DEAD_SEED, DEAD_UNIT]
+    assert incoming.abs().max() <= kaiming_uniform_bound("relu", 3) and (incoming != -1.0).all(), "redrawn"
+    assert first.bias[DEAD_SEED, DEAD_UNIT] == 0 and second.weight[DEAD_SEED, :, DEAD_UNIT].abs().sum() == 0
+
+    weight_in, bias_in, weight_out = before[:3]                 # what may change: exactly the recycled unit's entries
+    weight_in[DEAD_SEED, DEAD_UNIT] = incoming
+    bias_in[DEAD_SEED, DEAD_UNIT] = 0
+    weight_out[DEAD_SEED, :, DEAD_UNIT] = 0
+    for got, want in zip(model.parameters(), before):
+        assert torch.equal(got, want)
+
+    recycled = {first.weight: (DEAD_SEED, DEAD_UNIT), first.bias: (DEAD_SEED, DEAD_UNIT),
+                second.weight: (DEAD_SEED, slice(None), DEAD_UNIT)}
+    for param in model.parameters():
+        for key in ("exp_avg", "exp_avg_sq"):
+            moment, want = learner.optimizer.state[param][key], torch.ones_like(param)
+            if param in recycled:
+                want[recycled[param]] = 0
+            assert torch.equal(moment, want), f"{key} of a {tuple(param.shape)} parameter"
+
+
+def test_a_seed_recycles_the_same_in_any_block():
+    """Seed 1 trained beside seed 0 ends where seed 1 trained alone does (threshold 1: units below their layer's
+    mean activity are recycled at every check, so many fresh draws)."""
+    data = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(2, 4, 3, generator=data) for _ in range(6)]
+    targets = [torch.randn(2, 4, 2, generator=data) for _ in range(6)]
+    hparams = {"lr": 0.01, "every": 2, "threshold": 1.0}
+    pair, single = tiny_model(seeds=[0, 1]), tiny_model(seeds=[1])
+    train_steps(pair, build_learner("redo", pair, [0, 1], hparams), inputs, targets)
+    dormant = train_steps(single, build_learner("redo", single, [1], hparams), [x[1:] for x in inputs],
+                          [y[1:] for y in targets])
+    assert any(mask.any() for mask in dormant), "units were recycled"
+    for got, want in zip(single.parameters(), pair.parameters()):
+        assert torch.equal(got[0], want[1])
