@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from plasticity.nets import activation
+from plasticity.activations import build_activation
+from plasticity.config import ConfigError
 from plasticity.seeding import generators
 
 
@@ -41,7 +42,9 @@ class GainMLP(nn.Module):
                  seeds: list[int], hidden_std: float = 0.01, output_std: float = 0.05):
         super().__init__()
         self.activation_name = activation_name
-        self.act = activation(activation_name)[0]
+        if build_activation(activation_name, 1).expansion != 1:
+            raise ConfigError(f"activation {activation_name!r} changes the number of features; the gain-modulated "
+                              "network needs one output per unit")
         sizes = [in_features] + [width] * depth + [out_features]
         self.layers = nn.ModuleList(GainLinear(a, b, len(seeds)) for a, b in zip(sizes[:-1], sizes[1:]))
         with torch.no_grad():
@@ -49,6 +52,9 @@ class GainMLP(nn.Module):
                 std = hidden_std if index < depth else output_std
                 layer.weight.copy_(torch.stack([torch.randn(layer.out_features, layer.in_features, generator=g)
                                                 for g in generators(seeds, f"init:{index}")]) * std)
+        activation_gens = generators(seeds, "activation")
+        self.activations = nn.ModuleList(build_activation(activation_name, width, activation_gens)
+                                         for _ in range(depth))
         self.hidden: list[torch.Tensor] = []
 
     @property
@@ -66,6 +72,6 @@ class GainMLP(nn.Module):
         for index, layer in enumerate(self.layers):
             x = layer(x)
             if index < last:
-                x = self.act(x)
+                x = self.activations[index](x)
                 self.hidden.append(x)
         return x

@@ -21,31 +21,29 @@ import torch.nn.functional as F
 from torch import nn
 
 from plasticity import kernels
+from plasticity.activations import build_activation
 from plasticity.seeding import generators
 
-# name -> (function, derivative(pre_activation, post_activation), name used by torch.nn.init.calculate_gain)
-ACTIVATIONS = {
-    "relu": (F.relu, lambda z, h: (z > 0).to(z.dtype), "relu"),
-    "tanh": (torch.tanh, lambda z, h: 1 - h * h, "tanh"),
-    "sigmoid": (torch.sigmoid, lambda z, h: h * (1 - h), "sigmoid"),
-    "elu": (F.elu, lambda z, h: torch.where(z > 0, 1.0, h + 1), "relu"),
-    "leaky_relu": (F.leaky_relu, lambda z, h: torch.where(z > 0, 1.0, 0.01), "leaky_relu"),
-    "swish": (F.silu, lambda z, h: torch.sigmoid(z) * (1 + z * (1 - torch.sigmoid(z))), "relu"),
-    "linear": (lambda z: z, lambda z, h: torch.ones_like(z), "linear"),
-}
-
-
-def activation(name: str):
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[name]
-
-
 def kaiming_uniform_bound(activation_name: str, fan_in: int) -> float:
-    """Bound b of U(-b, b) = torch's kaiming_uniform_ for this activation (the reference's init; swish and elu
-    use ReLU's gain, as the reference does)."""
-    gain = nn.init.calculate_gain(ACTIVATIONS[activation_name][2])
+    """Bound b of U(-b, b) = torch's kaiming_uniform_ for the layer feeding this activation (the reference's init;
+    swish, elu and gelu use ReLU's gain, as the reference does for the first two)."""
+    gain = nn.init.calculate_gain(build_activation(activation_name, 1).init_gain)
     return gain * math.sqrt(3.0 / fan_in)
+
+
+def parameter_count(in_features: int, out_features: int, width: int, depth: int, expansion: int = 1) -> int:
+    """Weights and biases of an MLP whose hidden layers of `width` units pass on `expansion`·width features."""
+    sizes = [in_features] + [width] * depth + [out_features]
+    fan_ins = [sizes[0]] + [expansion * units for units in sizes[1:-1]]
+    return sum(fan_in * units + units for fan_in, units in zip(fan_ins, sizes[1:]))
+
+
+def parameter_matched_width(in_features: int, out_features: int, width: int, depth: int, expansion: int) -> int:
+    """The hidden width whose network, with an activation that multiplies features by `expansion` (CReLU: 2), has
+    the parameter count closest to the plain network of `width` units (e.g. 784-100-100-10 ReLU: CReLU width 91)."""
+    target = parameter_count(in_features, out_features, width, depth)
+    return min(range(1, width + 1),
+               key=lambda units: abs(parameter_count(in_features, out_features, units, depth, expansion) - target))
 
 
 class SeedLinear(nn.Module):
@@ -63,8 +61,10 @@ class SeedLinear(nn.Module):
 
 
 class SeedMLP(nn.Module):
-    """`depth` hidden layers of `width` units with one activation, Kaiming-uniform weights and zero biases
-    (the loss-of-plasticity reference's init); the output layer uses the linear gain.
+    """`depth` hidden layers of `width` units with one activation (by name, `plasticity.activations`; each hidden
+    layer has its own module, holding its parameters, if any, per seed), Kaiming-uniform weights and zero biases
+    (the loss-of-plasticity reference's init); the output layer uses the linear gain. An activation that passes on
+    more features than it has units (CReLU) gets the parameter-matched width instead of `width`.
 
     row_kernels: run batch-1 forward passes without autograd, and the fused SGD steps that follow them, through
     the CPU kernels of `plasticity.kernels` (online learning's case; larger batches, e.g. the probes, are
@@ -75,10 +75,17 @@ class SeedMLP(nn.Module):
                  seeds: list[int], row_kernels: bool = False):
         super().__init__()
         self.activation_name = activation_name
-        self.act, self.act_derivative, _ = activation(activation_name)
-        self.row_kernels = row_kernels
-        sizes = [in_features] + [width] * depth + [out_features]
-        self.layers = nn.ModuleList(SeedLinear(a, b, len(seeds)) for a, b in zip(sizes[:-1], sizes[1:]))
+        expansion = build_activation(activation_name, 1).expansion
+        if expansion > 1:
+            width = parameter_matched_width(in_features, out_features, width, depth, expansion)
+        activation_gens = generators(seeds, "activation")
+        self.activations = nn.ModuleList(build_activation(activation_name, width, activation_gens)
+                                         for _ in range(depth))
+        # The kernels take ∂h/∂z from a parameter-free pointwise activation; others train through BLAS.
+        self.row_kernels = row_kernels and all(act.pointwise for act in self.activations)
+        fan_ins = [in_features] + [expansion * width] * depth
+        units = [width] * depth + [out_features]
+        self.layers = nn.ModuleList(SeedLinear(a, b, len(seeds)) for a, b in zip(fan_ins, units))
         gens = generators(seeds, "init")
         with torch.no_grad():
             for index, layer in enumerate(self.layers):
@@ -130,7 +137,7 @@ class SeedMLP(nn.Module):
                 z = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
             if index == last:
                 return z
-            x = self.act(z)
+            x = self.activations[index](z)
             self._pre.append(z)
             self.hidden.append(x)
 
@@ -141,15 +148,15 @@ class SeedMLP(nn.Module):
         for index in range(len(self._weights) - 1, -1, -1):
             below = None
             if index > 0:
-                below = torch.bmm(delta, self._weights[index]) * self.act_derivative(self._pre[index - 1],
-                                                                                     self.hidden[index - 1])
+                below = self.activations[index - 1].backward(self._pre[index - 1], self.hidden[index - 1],
+                                                             torch.bmm(delta, self._weights[index]))
             yield index, delta
             delta = below
 
     @torch.no_grad()
     def backward_from_output_grad(self, grad_output: torch.Tensor) -> None:
         """Backpropagate d(loss)/d(output) (S, B, out) from the last forward into every parameter's `.grad`
-        (overwritten, not accumulated: no `zero_grad` needed)."""
+        (overwritten, not accumulated: no `zero_grad` needed; activations write their own parameters')."""
         for index, delta in self._deltas(grad_output):
             weight, bias = self._weights[index], self._biases[index]
             if weight.grad is None:
@@ -172,6 +179,8 @@ class SeedMLP(nn.Module):
             if weight_decay:
                 self._biases[index].mul_(keep)
             self._biases[index].add_(delta.sum(dim=1), alpha=-lr)
+        for param in self.activations.parameters():     # their grads were written by `_deltas`
+            param.mul_(keep).add_(param.grad, alpha=-lr)
 
     def _kernel_sgd_step(self, delta: torch.Tensor, lr: float) -> None:
         tracked = self._magnitudes_exact()
@@ -182,7 +191,7 @@ class SeedMLP(nn.Module):
         for index in range(len(self._weights) - 1, -1, -1):
             weight, inputs = self._weights[index], self._inputs[index]
             if index > 0:
-                derivative = self.act_derivative(self._pre[index - 1], self.hidden[index - 1])
+                derivative = self.activations[index - 1].derivative(self._pre[index - 1], self.hidden[index - 1])
                 need_grad = (derivative != 0).any(dim=1).numpy()
             else:
                 need_grad = no_rows

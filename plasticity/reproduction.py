@@ -11,6 +11,9 @@ A claim's `test` is one of four kinds (a `layer` key, default 0, may be `hidden`
   compare_final {run_a, run_b, metric, direction: greater | less}
                 final bin of run_a minus that of run_b, paired by seed when both runs have the same seeds (seed s
                 sees the same data in every run of an experiment), else sem = sqrt(sem_a^2 + sem_b^2).
+  compare_average {run_a, run_b, metric, direction: greater | less}
+                as compare_final, on each seed's average over all bins (with one bin per task: the AdaLin
+                paper's total average online accuracy).
   threshold_at  {run, metric, at: {examples | task | fraction: value}, below | above: threshold}
                 the bin nearest the point (fraction: of the run's length) against the threshold.
   near          {run, metric, layer?, target, tolerance}
@@ -119,13 +122,14 @@ def change(runs: Runs, experiment: str, test: dict) -> tuple[str, str, str]:
     return value, n, _verdict(differences.mean(), differences.sem(), sign)
 
 
-def compare_final(runs: Runs, experiment: str, test: dict) -> tuple[str, str, str]:
+def _compare(runs: Runs, experiment: str, test: dict, summary, where: str) -> tuple[str, str, str]:
+    """run_a vs run_b on a per-seed summary of their curves (seeds x bins -> per seed)."""
     metric, sign = test["metric"], _option("direction", test.get("direction"), {"greater": 1, "less": -1})
-    finals = {}
+    summaries = {}
     for key in ("run_a", "run_b"):
         curves = runs.curves(experiment, test[key], metric, test.get("layer", 0))
-        finals[key] = _seeds(curves[curves.columns[-1]])
-    (a, n_a), (b, n_b) = finals["run_a"], finals["run_b"]
+        summaries[key] = _seeds(summary(curves))
+    (a, n_a), (b, n_b) = summaries["run_a"], summaries["run_b"]
     if set(a.index) == set(b.index):
         # Seed s of every run of an experiment sees the same data stream (and target network), so the runs are
         # compared seed by seed: the paired difference removes the variation the seeds share.
@@ -133,9 +137,18 @@ def compare_final(runs: Runs, experiment: str, test: dict) -> tuple[str, str, st
         difference, sem, pairing = paired.mean(), paired.sem(), "paired by seed"
     else:
         difference, sem, pairing = a.mean() - b.mean(), math.hypot(a.sem(), b.sem()), "unpaired"
-    value = (f"{test['run_a']} {_format(metric, a.mean())} vs {test['run_b']} {_format(metric, b.mean())} at the "
-             f"end; difference {_format_difference(metric, difference, sem)} ({pairing})")
+    value = (f"{test['run_a']} {_format(metric, a.mean())} vs {test['run_b']} {_format(metric, b.mean())} "
+             f"{where}; difference {_format_difference(metric, difference, sem)} ({pairing})")
     return value, f"{n_a} vs {n_b}", _verdict(difference, sem, sign)
+
+
+def compare_final(runs: Runs, experiment: str, test: dict) -> tuple[str, str, str]:
+    return _compare(runs, experiment, test, lambda curves: curves[curves.columns[-1]], "at the end")
+
+
+def compare_average(runs: Runs, experiment: str, test: dict) -> tuple[str, str, str]:
+    # skipna=False: a seed that diverged at some bin has no average (it is counted as diverged)
+    return _compare(runs, experiment, test, lambda curves: curves.mean(axis=1, skipna=False), "averaged over the run")
 
 
 def threshold_at(runs: Runs, experiment: str, test: dict) -> tuple[str, str, str]:
@@ -171,7 +184,8 @@ def near(runs: Runs, experiment: str, test: dict) -> tuple[str, str, str]:
     return value, n, REPRODUCED if close else NOT_REPRODUCED
 
 
-TESTS = {"change": change, "compare_final": compare_final, "threshold_at": threshold_at, "near": near}
+TESTS = {"change": change, "compare_final": compare_final, "compare_average": compare_average,
+         "threshold_at": threshold_at, "near": near}
 
 
 def evaluate(claim: dict, runs: Runs) -> tuple[str, str, str]:

@@ -98,6 +98,9 @@ def probe(model: SeedMLP, inputs: torch.Tensor, recorder: Recorder, x: int) -> N
         for name, rank in RANKS.items():
             recorder.add(x, name, rank(singular), layer)
     recorder.add(x, "weight_magnitude", metrics.weight_magnitude([layer.weight for layer in model.layers]))
+    for layer, activation in enumerate(model.activations, start=1):
+        for name, value in activation.probe_metrics().items():     # e.g. AdaLin's α distribution
+            recorder.add(x, name, value, layer)
 
 
 class TrainingState:

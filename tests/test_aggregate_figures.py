@@ -214,6 +214,19 @@ def test_compare_final(tmp_path):
     assert rows["c0"]["n_seeds"] == "5 vs 3"
 
 
+def test_compare_average_uses_every_bin_not_the_last(tmp_path):
+    # a starts higher and ends level with b: above b on average over the run, not at its end
+    a = np.array([0.9, 0.8, 0.7, 0.6]) + 0.01 * np.arange(SEEDS)[:, None]
+    b = np.full(4, 0.6) + 0.01 * np.arange(SEEDS)[:, None]
+    frame = pd.concat([tidy("pmnist_methods", "cbp", "online_accuracy", a),
+                       tidy("pmnist_methods", "bp", "online_accuracy", b)])
+    compare = {"run_a": "cbp", "run_b": "bp", "metric": "online_accuracy", "direction": "greater"}
+    rows = verdicts(tmp_path, frame, [{"kind": "compare_average", **compare}, {"kind": "compare_final", **compare}],
+                    experiment="pmnist_methods")
+    assert [rows["c0"]["verdict"], rows["c1"]["verdict"]] == [REPRODUCED, NOT_REPRODUCED]
+    assert rows["c0"]["our_value"].startswith("cbp 77% vs bp 62% averaged over the run; difference +15 ± ")
+
+
 def test_threshold_at(tmp_path):
     accuracy = 0.85 + 0.001 * np.arange(SEEDS)[:, None] + np.zeros((1, 50))
     frame = tidy("pmnist_width", "bp-width_100", "online_accuracy", accuracy, np.arange(1, 51) * 10_000)
@@ -230,7 +243,8 @@ def test_threshold_at(tmp_path):
 
 def test_bad_test_kind_names_the_valid_ones(tmp_path):
     frame = tidy("bit_flipping", "cbp", "squared_error", FLAT)
-    with pytest.raises(ValueError, match=r"claim 'c0'.*valid: \['change', 'compare_final', 'near', 'threshold_at'\]"):
+    with pytest.raises(ValueError, match=r"claim 'c0'.*valid: \['change', 'compare_average', 'compare_final', 'near', "
+                                          r"'threshold_at'\]"):
         verdicts(tmp_path, frame, [{"kind": "slope", "run": "cbp", "metric": "squared_error"}])
 
 

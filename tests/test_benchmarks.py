@@ -1,8 +1,9 @@
-"""Data streams: the bit-flipping generator and online permuted MNIST."""
+"""Data streams: the bit-flipping generator, online permuted MNIST and random-label MNIST."""
 import torch
 
 from plasticity.benchmarks.bit_flipping import BitFlipping
 from plasticity.benchmarks.permuted_mnist import PermutedMnist
+from plasticity.benchmarks.random_label_mnist import RandomLabelMnist
 from plasticity.data.mnist import load_mnist
 from plasticity.seeding import generator
 
@@ -60,3 +61,22 @@ def test_permuted_mnist_tasks_are_permutations_of_shuffled_mnist(mnist_file):
         assert torch.equal(inputs[0], images[order[:300]][:, permutation])
         inputs, labels = stream.next_batch(300)
     assert inputs.min() >= 0 and inputs.max() <= 1 and labels.dtype == torch.long
+
+
+def test_random_label_mnist_repeats_a_task_s_images_and_labels_each_epoch_in_new_orders(mnist_file):
+    stream = RandomLabelMnist([0, 1], "cpu", images_per_task=50, epochs_per_task=3, mnist_path=mnist_file)
+    assert stream.examples_per_task == 150
+    images = load_mnist(mnist_file)["x_train"].reshape(60000, -1).float() / 255
+    gen = generator(1, "data")                     # seed 1's stream: per task images and labels, per epoch an order
+    for task in range(2):
+        subset, labels = torch.randperm(60000, generator=gen)[:50], torch.randint(10, (50,), generator=gen)
+        epochs = []
+        for epoch in range(3):
+            order = torch.randperm(50, generator=gen)
+            inputs, targets = stream.next_batch(50)
+            assert torch.equal(inputs[1], images[subset[order]]) and torch.equal(targets[1], labels[order])
+            epochs.append({(tuple(x.tolist()), int(y)) for x, y in zip(inputs[1], targets[1])})
+        assert epochs[0] == epochs[1] == epochs[2], "every epoch shows the same 50 (image, label) pairs"
+    # random labels: they disagree with MNIST's own labels about 90% of the time
+    true = load_mnist(mnist_file)["y_train"][subset]
+    assert (labels == true).float().mean() < 0.4

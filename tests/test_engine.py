@@ -7,7 +7,8 @@ import torch
 
 from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol
 from plasticity.methods import build_learner
-from plasticity.nets import ACTIVATIONS, SeedMLP, loss_and_output_grad
+from plasticity.activations import ACTIVATIONS
+from plasticity.nets import SeedMLP, loss_and_output_grad
 from plasticity.train import plain_sgd_hyperparameters, train
 
 PROTOCOL = load_protocol("config/experiments.yaml")

@@ -50,6 +50,17 @@ class Benchmark:
     def _generate(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def _segments(self, n: int, period: int):
+        """Split the next n examples of the stream at multiples of `period` (a task, an epoch): yield (start, stop,
+        offset within the period) of each piece and advance `self.position`, the examples generated so far."""
+        start = 0
+        while start < n:
+            within = self.position % period
+            stop = min(n, start + period - within)
+            yield start, stop, within
+            self.position += stop - start
+            start = stop
+
     def _fill(self, n: int) -> None:
         """Make sure at least n unconsumed examples are buffered."""
         if self._inputs is not None and self._inputs.shape[1] - self._position >= n:

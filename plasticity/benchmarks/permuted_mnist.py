@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 
 from plasticity.benchmarks import Benchmark, register
-from plasticity.config import ConfigError
-from plasticity.data.mnist import load_mnist
+from plasticity.data.mnist import flat_training_set
 
 
 @register("permuted_mnist")
@@ -21,12 +20,7 @@ class PermutedMnist(Benchmark):
 
     def __init__(self, seeds, device, examples_per_task: int = 60_000, mnist_path=None):
         super().__init__(seeds, device)
-        if mnist_path is None:
-            raise ConfigError("permuted_mnist needs MNIST: pass --mnist resources/mnist.npz "
-                              "(made by `snakemake resources/mnist.npz` or `plasticity data mnist`)")
-        data = load_mnist(mnist_path)
-        self.images = data["x_train"].reshape(len(data["x_train"]), -1).float().div_(255)
-        self.labels = data["y_train"]
+        self.images, self.labels = flat_training_set(mnist_path, "permuted_mnist")
         self.examples_per_task = examples_per_task
         self.position = 0                                           # examples generated so far
         self.permutation = self.order = None
@@ -38,16 +32,11 @@ class PermutedMnist(Benchmark):
     def _generate(self, n: int):
         inputs = torch.empty(len(self.seeds), n, self.in_features)
         targets = torch.empty(len(self.seeds), n, dtype=torch.long)
-        start = 0
-        while start < n:
-            within = self.position % self.examples_per_task
+        for start, stop, within in self._segments(n, self.examples_per_task):
             if within == 0:
                 self._new_task()
-            stop = min(n, start + self.examples_per_task - within)
             for seed in range(len(self.seeds)):
                 picks = self.order[seed][torch.arange(within, within + stop - start) % len(self.images)]
-                inputs[seed, start:stop] = self.images[picks][:, self.permutation[seed]]
+                inputs[seed, start:stop] = self.images.index_select(0, picks).index_select(1, self.permutation[seed])
                 targets[seed, start:stop] = self.labels[picks]
-            self.position += stop - start
-            start = stop
         return inputs, targets

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from plasticity.config import ConfigError
 from plasticity.data._torchvision import import_torchvision
 from plasticity.io import write_atomically
 
@@ -80,6 +81,16 @@ def load_mnist(path) -> dict:
     """
     arrays = _read_npz(Path(path), LOAD_HINT)
     return {key: torch.from_numpy(a if key.startswith("x") else a.astype(np.int64)) for key, a in arrays.items()}
+
+
+def flat_training_set(mnist_path, benchmark: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST's 60k training images as (60000, 784) floats in [0, 1] and their labels, for `benchmark`; a clear error
+    saying how to get MNIST when no path is given."""
+    if mnist_path is None:
+        raise ConfigError(f"{benchmark} needs MNIST: pass --mnist resources/mnist.npz "
+                          "(made by `snakemake resources/mnist.npz` or `plasticity data mnist`)")
+    data = load_mnist(mnist_path)
+    return data["x_train"].reshape(len(data["x_train"]), -1).float().div_(255), data["y_train"]
 
 
 def read_idx(path) -> np.ndarray:

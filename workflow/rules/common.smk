@@ -25,6 +25,7 @@ from plasticity.config import (
     resolve_experiments,
     seed_blocks,
 )
+from plasticity.activations import ACTIVATIONS, check_activation
 from plasticity.benchmarks import BENCHMARKS, check_benchmark_arguments
 from plasticity.methods import METHODS, check_hyperparameters
 from plasticity import joint
@@ -36,7 +37,7 @@ CLAIMS_FILE = "config/claims.yaml"
 MNIST_FILE = "resources/mnist.npz"
 
 # Library files every training job runs, whatever its method and benchmark: editing one reruns every job.
-# A job also depends on the files defining its method and benchmark classes (see `library_sources`).
+# A job also depends on the files defining its method, benchmark and activation (see `library_sources`).
 ENGINE_SOURCES = [
     "plasticity/train.py",
     "plasticity/nets.py",
@@ -44,6 +45,7 @@ ENGINE_SOURCES = [
     "plasticity/seeding.py",
     "plasticity/methods/__init__.py",
     "plasticity/benchmarks/__init__.py",
+    "plasticity/activations/__init__.py",
 ]
 
 PAPER_TITLES = {
@@ -104,6 +106,7 @@ def _validated_experiments():
             try:
                 check_hyperparameters(run["method"], run["hparams"])
                 check_benchmark_arguments(experiment["benchmark"], run["benchmark_args"])
+                check_activation(run["model"]["activation"])
             except ConfigError as error:
                 config_error(f"{error} (in run {run_id!r} of experiment {name!r})")
 
@@ -213,10 +216,12 @@ def needs_mnist(benchmark):
     return "mnist" in benchmark
 
 
-def library_sources(method, benchmark, protocol="online"):
-    """The library files a (method, benchmark) job depends on: editing one reruns exactly those jobs. Jobs of the
-    joint protocol also depend on its loop (plasticity/joint.py) and what it imports (gain net, metrics)."""
-    files = list(ENGINE_SOURCES) + _source_files(METHODS[method]) + _source_files(BENCHMARKS[benchmark])
+def library_sources(method, benchmark, activation, protocol="online"):
+    """The library files a (method, benchmark, activation) job depends on: editing one reruns exactly those jobs.
+    Jobs of the joint protocol also depend on its loop (plasticity/joint.py) and what it imports (gain net,
+    metrics)."""
+    files = (list(ENGINE_SOURCES) + _source_files(METHODS[method]) + _source_files(BENCHMARKS[benchmark])
+             + _source_files(ACTIVATIONS[activation]))
     if protocol == "joint":
         files += _source_files(joint.train_joint)
     return sorted(dict.fromkeys(files))
@@ -224,9 +229,10 @@ def library_sources(method, benchmark, protocol="online"):
 
 def train_inputs(wildcards):
     (experiment, run, _), _ = _job(wildcards)
-    method = expand_runs(EXPERIMENTS[experiment])[run]["method"]
+    run_settings = expand_runs(EXPERIMENTS[experiment])[run]
     benchmark = EXPERIMENTS[experiment]["benchmark"]
-    inputs = {"sources": library_sources(method, benchmark, EXPERIMENTS[experiment].get("protocol", "online"))}
+    inputs = {"sources": library_sources(run_settings["method"], benchmark, run_settings["model"]["activation"],
+                                         EXPERIMENTS[experiment].get("protocol", "online"))}
     if needs_mnist(benchmark):
         inputs["mnist"] = MNIST_FILE
     return inputs
