@@ -34,6 +34,7 @@ localrules:
     aggregate,
     figure,
     stability_gap_tables,
+    adalin_table,
     reproduction,
 
 

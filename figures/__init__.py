@@ -12,7 +12,8 @@ from types import ModuleType
 import pandas as pd
 import seaborn as sns
 
-from figures import ext_data_fig2, ext_data_fig3, ext_data_fig4, fig2, fig3, fig4, fig5, fig_gain_tasks
+from figures import (adalin_ablation, adalin_alpha, adalin_correlates, adalin_online_accuracy, ext_data_fig2,
+                     ext_data_fig3, ext_data_fig4, fig2, fig3, fig4, fig5, fig_gain_tasks)
 from figures._style import add_caption
 from plasticity.aggregate import read_parquets
 from plasticity.io import write_atomically
@@ -27,6 +28,10 @@ FIGURES: dict[str, ModuleType] = {
     "fig4": fig4,
     "fig5": fig5,
     "fig_gain_tasks": fig_gain_tasks,
+    "adalin_online_accuracy": adalin_online_accuracy,
+    "adalin_ablation": adalin_ablation,
+    "adalin_alpha": adalin_alpha,
+    "adalin_correlates": adalin_correlates,
 }
 
 

@@ -60,8 +60,12 @@ def _reproduce(args):
 
 
 def _tables(args):
-    from plasticity.tables import write_tables
-    write_tables(args.inputs, args.claims, args.out_dir, scale=args.scale)
+    if args.paper == "ngm2025":
+        from plasticity.tables import write_tables
+        write_tables(args.inputs, args.claims, args.out_dir, scale=args.scale)
+    else:
+        from plasticity.adalin_table import write_adalin_table
+        write_adalin_table(args.inputs, args.out_dir, scale=args.scale)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,9 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--out-md", required=True)
     reproduce.add_argument("--scale", default="unknown")
     reproduce.set_defaults(handler=_reproduce)
-    tables = commands.add_parser("tables", help="the stability-gap paper's Tables 1 and 2 (CSV, Markdown, LaTeX)")
-    tables.add_argument("--inputs", nargs="+", required=True, help="per-job parquets of the joint experiments")
-    tables.add_argument("--claims", required=True)
+    tables = commands.add_parser("tables", help="a paper's tables (CSV, Markdown, LaTeX): the stability-gap "
+                                 "paper's Tables 1 and 2, or AdaLin's methods × benchmarks table")
+    tables.add_argument("--paper", choices=["ngm2025", "adalin2025"], default="ngm2025")
+    tables.add_argument("--inputs", nargs="+", required=True, help="per-job parquets of the paper's experiments")
+    tables.add_argument("--claims", help="config/claims.yaml (the stability-gap tables show the paper's avg-SG)")
     tables.add_argument("--out-dir", required=True)
     tables.add_argument("--scale", default="unknown")
     tables.set_defaults(handler=_tables)

@@ -54,12 +54,18 @@ def load_protocol(path: str | Path) -> dict:
 
 
 def resolve_experiments(config: dict, protocol: dict) -> dict[str, dict]:
-    """The experiments the scale selects, with that scale's overrides applied."""
+    """The experiments the scale selects, with that scale's overrides applied; a run overridden with null is
+    dropped (a smaller scale runs fewer of the protocol's runs)."""
     overrides = (config.get("overrides") or {}).get(config["scale"], {}) or {}
     unknown = sorted((set(config["experiments"]) | set(overrides)) - set(protocol))
     if unknown:
         raise ConfigError(f"unknown experiment(s) {unknown}; valid: {sorted(protocol)}")
-    return {name: deep_merge(protocol[name], overrides.get(name, {})) for name in config["experiments"]}
+    resolved = {}
+    for name in config["experiments"]:
+        experiment = deep_merge(protocol[name], overrides.get(name, {}))
+        experiment["runs"] = {run: settings for run, settings in experiment["runs"].items() if settings is not None}
+        resolved[name] = experiment
+    return resolved
 
 
 def _format_value(value) -> str:

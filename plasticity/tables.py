@@ -96,7 +96,8 @@ def _formatted(table: pd.DataFrame, titles: dict[str, str], digits: dict[str, in
     return out
 
 
-def _write(table: pd.DataFrame, shown: pd.DataFrame, stem: Path, title: str, note: str) -> None:
+def write_table(table: pd.DataFrame, shown: pd.DataFrame, stem: Path, title: str, note: str) -> None:
+    """`table` (numbers) as CSV; `shown` (formatted) as Markdown and LaTeX, with title and note; each atomically."""
     write_atomically(stem.with_suffix(".csv"), lambda p: table.to_csv(p, index=False))
     markdown = f"# {title}\n\n{note}\n\n" + shown.to_markdown(index=False) + "\n"
     write_atomically(stem.with_suffix(".md"), lambda p: Path(p).write_text(markdown))
@@ -118,11 +119,11 @@ def write_tables(inputs: list[str], claims_path: str, out_dir: str, scale: str) 
     shown1 = _formatted(table1, titles1, {m: 2 for m, _, f in TABLE1 if f == 100})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write(table1, shown1, out / "ngm_table1", "Table 1: stability gap under joint training",
+    write_table(table1, shown1, out / "ngm_table1", "Table 1: stability gap under joint training",
            note + " avg-SG (seed-mean curve): computed on the mean task-1 curve, as the reference's table code "
            "does; avg-SG (paper): the paper's Table 1 (v2).")
     gap_keys = sorted({c[:-5] for c in table2.columns if c.startswith("sg_") and c.endswith("_mean")},
                       key=lambda k: int(k.split("_")[1]))
     titles2 = {key: f"SG {key.split('_')[1]}→{key.split('_')[3]}" for key in gap_keys}
-    _write(table2, _formatted(table2, titles2, {}), out / "ngm_table2",
+    write_table(table2, _formatted(table2, titles2, {}), out / "ngm_table2",
            "Table 2: stability gap of each task transition", note)

@@ -50,7 +50,7 @@ ENGINE_SOURCES = [
 
 PAPER_TITLES = {
     "dohare2024": "Dohare et al. 2024, Loss of plasticity in deep continual learning",
-    "adalin2025": "AdaLin 2025",
+    "adalin2025": "Razavi Rohani et al. 2025, Adaptive linearity injection (AdaLin)",
     "ngm2025": "Rodriguez-Garcia et al. 2025, Noradrenergic gain modulation attenuates the stability gap",
 }
 
@@ -452,19 +452,24 @@ def figure_description(wildcards):
     return "; ".join(dict.fromkeys(descriptions))
 
 
-def joint_experiments(paper="ngm2025"):
-    """The selected experiments of the stability-gap paper (joint protocol), whose tables the workflow writes."""
+# The tables the workflow writes, per paper, when the scale selects any of the paper's experiments.
+PAPER_TABLES = {"ngm2025": ["ngm_table1", "ngm_table2"], "adalin2025": ["adalin_table"]}
+
+
+def paper_experiments(paper):
+    """The selected experiments of one paper."""
     return [name for name, spec in EXPERIMENTS.items() if spec["paper"] == paper]
 
 
-def table_inputs(wildcards):
-    return {"runs": [run for name in joint_experiments() for run in experiment_runs(name)], "claims": CLAIMS_FILE}
+def table_inputs(paper):
+    """Input function of a paper's tables rule: the per-job results of its experiments, and the claims."""
+    return lambda wildcards: {"runs": [run for name in paper_experiments(paper) for run in experiment_runs(name)],
+                              "claims": CLAIMS_FILE}
 
 
 def table_targets():
-    if not joint_experiments():
-        return []
-    return [f"results/tables/{table}.{ext}" for table in ("ngm_table1", "ngm_table2") for ext in ("csv", "md", "tex")]
+    return [f"results/tables/{table}.{ext}" for paper, tables in PAPER_TABLES.items() if paper_experiments(paper)
+            for table in tables for ext in ("csv", "md", "tex")]
 
 
 def reproduction_deviations():

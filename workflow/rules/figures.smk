@@ -27,7 +27,7 @@ rule figure:
 
 rule stability_gap_tables:
     input:
-        unpack(table_inputs),
+        unpack(table_inputs("ngm2025")),
     output:
         table1_csv="results/tables/ngm_table1.csv",
         table1_md=report(
@@ -53,4 +53,27 @@ rule stability_gap_tables:
         "../../envs/analysis.yaml"
     shell:
         "plasticity tables --inputs {input.runs:q} --claims {input.claims} --out-dir results/tables"
+        " --scale {params.scale} > {log} 2>&1"
+
+
+rule adalin_table:
+    input:
+        unpack(table_inputs("adalin2025")),
+    output:
+        csv="results/tables/adalin_table.csv",
+        md=report(
+            "results/tables/adalin_table.md",
+            caption="../report/adalin_table.rst",
+            category="Tables",
+            subcategory=PAPER_TITLES["adalin2025"],
+        ),
+        tex="results/tables/adalin_table.tex",
+    params:
+        scale=SCALE,
+    log:
+        "logs/tables/adalin.log",
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "plasticity tables --paper adalin2025 --inputs {input.runs:q} --out-dir results/tables"
         " --scale {params.scale} > {log} 2>&1"

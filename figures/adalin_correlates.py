@@ -1,0 +1,35 @@
+"""Plasticity correlates under AdaLin and the baselines: dead units, effective rank of the hidden features, and
+weight magnitude, measured on a probe batch at each task start (the measures of the loss-of-plasticity paper)."""
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from figures import _adalin, _style
+
+EXPERIMENTS = _adalin.EXPERIMENTS
+TITLE = "AdaLin: correlates of plasticity"
+VARIANTS = ["adalin_relu", "relu", "adalin_tanh", "tanh", "prelu", "crelu", "l2_init", "redo", "cbp"]
+PANELS = [("dead_units_pct", "hidden", "dead units (%, mean over hidden layers)"),
+          ("effective_rank", "hidden", "effective rank (mean over hidden layers)"),
+          ("weight_magnitude", 0, "mean |w|")]
+
+
+def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
+    fig = Figure(figsize=(15, 8))
+    axes = fig.subplots(len(EXPERIMENTS), len(PANELS), squeeze=False)
+    for row, experiment in zip(axes, EXPERIMENTS):
+        runs = _adalin.adam_runs(aggregates[experiment])
+        for ax, (metric, layer, ylabel) in zip(row, PANELS):
+            _adalin.plot_variants(ax, runs, VARIANTS, metric, layer=layer)
+            _style.label_axes(ax, _adalin.BENCHMARK_TITLES[experiment], "task", ylabel, legend=ax is row[0])
+    fig.suptitle(TITLE)
+    return fig
+
+
+def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
+    return _style.caption(aggregates, scale, "Measured on the first 1,000 examples of each task (the probe batch) "
+                          "before training on it. A unit is dead when its output is exactly 0 on every probe "
+                          "example: a ReLU unit then gets no gradient, while AdaLin-ReLU and PReLU units keep the "
+                          "slope α on the negative side and are dead only where α = 0. Adam at learning rate 1e-3. "
+                          + _adalin.PROTOCOL_NOTE)

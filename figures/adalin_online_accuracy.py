@@ -1,0 +1,36 @@
+"""AdaLin: average online accuracy per task on Permuted MNIST and Random Label MNIST. Left, AdaLin-ReLU, -Tanh and
+-GELU against their plain activations; right, AdaLin-ReLU against the other activations and the plasticity
+methods (all ReLU networks)."""
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from figures import _adalin, _style
+
+EXPERIMENTS = _adalin.EXPERIMENTS
+TITLE = "AdaLin: online accuracy per task"
+ACTIVATION_PANEL = ["adalin_relu", "relu", "adalin_tanh", "tanh", "adalin_gelu", "gelu"]
+BASELINE_PANEL = ["adalin_relu", "relu", "leaky_relu", "prelu", "crelu", "l2", "l2_init", "shrink_perturb", "redo",
+                  "cbp"]
+
+
+def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
+    fig = Figure(figsize=(13, 8))
+    axes = fig.subplots(len(EXPERIMENTS), 2, squeeze=False)
+    for row, experiment in zip(axes, EXPERIMENTS):
+        runs = _adalin.adam_runs(aggregates[experiment])
+        title = _adalin.BENCHMARK_TITLES[experiment]
+        _adalin.plot_variants(row[0], runs, ACTIVATION_PANEL, "online_accuracy", _style.PERCENT,
+                              styles=_adalin.base_styles())
+        _adalin.plot_variants(row[1], runs, BASELINE_PANEL, "online_accuracy", _style.PERCENT)
+        _style.label_axes(row[0], f"{title}: AdaLin vs its plain activation", "task", "online accuracy (%)")
+        _style.label_axes(row[1], f"{title}: AdaLin-ReLU vs baselines", "task", "online accuracy (%)")
+    fig.suptitle(TITLE)
+    return fig
+
+
+def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
+    return _style.caption(aggregates, scale, "Average online accuracy of each task, Adam at learning rate 1e-3. "
+                          "AdaLin: f(x) = φ(x) + α·x·sg[cos(π/2·|φ'(x)|/L)], one α per neuron. "
+                          + _adalin.PROTOCOL_NOTE)
