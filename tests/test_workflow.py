@@ -256,6 +256,8 @@ BAD_CONFIGS = {
         ["'ngm_split_mnist'", "evaluation.tasks", "'some'"]),
     "schema: resources": (lambda o, c: o["bit_flipping"].update(resources={"gpus": 1}),
                           ["'bit_flipping'", "resources", "'gpus'"]),
+    "unknown activation": (lambda o, c: o["bit_flipping"].update(model={"activation": "adalin_sigmoid"}),
+                           ["'adalin_sigmoid'", "'bit_flipping'", "adalin_relu", "prelu"]),
 }
 
 
