@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol
+from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol, resolve_experiments
 from plasticity.methods import build_learner
 from plasticity.activations import ACTIVATIONS
 from plasticity.nets import SeedMLP, loss_and_output_grad
@@ -87,6 +87,26 @@ def test_tidy_output_schema_and_probe_metrics(mnist_file):
     assert sorted(dead.x.unique()) == [0, 200] and sorted(dead.layer.unique()) == [1, 2, 3]
     assert {"effective_rank", "stable_rank", "stable_rank_norm", "approximate_rank",
             "weight_magnitude"} <= set(frame.metric)
+
+
+def test_adalin_run_records_its_alpha_distribution_per_layer(mnist_file):
+    exp = small("adalin_random_label_mnist", examples=192, bin_size=96, model={"width": 12}, probe={"size": 30},
+                benchmark_args={"images_per_task": 32, "epochs_per_task": 3})
+    frame = train(job_spec("adalin_random_label_mnist", exp, "adam-activation_adalin_relu-lr_0.001", [0, 1], "cpu"),
+                  mnist_file, progress=False)
+    alpha = frame[frame.metric.str.startswith("alpha_")]
+    assert set(alpha.metric) == {"alpha_mean", "alpha_q10", "alpha_median", "alpha_q90"}
+    assert sorted(alpha.x.unique()) == [0, 96] and sorted(alpha.layer.unique()) == [1, 2]
+    at_start = alpha[alpha.x == 0].set_index(["seed", "layer", "metric"])["value"]
+    assert (at_start.xs("alpha_q10", level="metric") < at_start.xs("alpha_q90", level="metric")).all()
+    assert at_start.between(0, 1).all(), "α starts in U[0, 1)"
+
+
+def test_a_run_overridden_with_null_is_dropped():
+    config = {"scale": "tiny", "experiments": ["adalin_pmnist"],
+              "overrides": {"tiny": {"adalin_pmnist": {"runs": {"sgd": None, "l2": None}}}}}
+    runs = resolve_experiments(config, PROTOCOL)["adalin_pmnist"]["runs"]
+    assert "sgd" not in runs and "l2" not in runs and "adam" in runs
 
 
 def test_diverging_run_is_recorded_not_crashed():
