@@ -5,8 +5,11 @@ import pytest
 import torch
 from torch import nn
 
+from plasticity.config import ConfigError
+from plasticity.methods import build_learner
 from plasticity.methods.adam import ResettableAdam
 from plasticity.methods.cbp import ContinualBackprop
+from plasticity.nets import SeedMLP
 
 W_IN = [[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]]     # 3 hidden units, 2 inputs
 W_OUT = [[2.0, -4.0, 1.0]]                       # 1 output
@@ -134,3 +137,9 @@ def test_resettable_adam_matches_torch_adam_until_a_reset():
             optimizer.step()
     for a, b in zip(ours.parameters(), theirs.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_cbp_refuses_an_activation_with_more_features_than_units():
+    model = SeedMLP(4, 2, width=6, depth=2, activation_name="crelu", seeds=[0])
+    with pytest.raises(ConfigError, match="cbp needs one feature per hidden unit; activation 'crelu'"):
+        build_learner("cbp", model, [0], {"lr": 0.01, "replacement_rate": 0.1, "maturity_threshold": 1})

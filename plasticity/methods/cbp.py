@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from plasticity.config import ConfigError
 from plasticity.methods import Learner, register
 from plasticity.methods.adam import ResettableAdam
 from plasticity.nets import kaiming_uniform_bound
@@ -211,6 +212,9 @@ class ContinualBackprop:
 def build(model, seeds, lr: float, replacement_rate: float, maturity_threshold: int, decay_rate: float = 0.99,
           util_type: str = "adaptable_contribution", accumulate: bool = False, optimizer: str = "sgd") -> Learner:
     """CBP on a SeedMLP with SGD (the papers' regression and MNIST settings) or Adam (`optimizer: adam`)."""
+    if any(activation.expansion != 1 for activation in model.activations):
+        raise ConfigError(f"cbp needs one feature per hidden unit; activation {model.activation_name!r} passes on "
+                          "more (CReLU): use an activation with one output per unit")
     params = model.parameters()
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"cbp: unknown optimizer {optimizer!r}; valid: ['sgd', 'adam']")
