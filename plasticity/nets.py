@@ -8,7 +8,7 @@ tests.
 
 On CPU, `row_kernels=True` runs training steps through `plasticity.kernels` (numba): the forward pass and the
 fused backward + SGD read only the weight rows of nonzero inputs, and keep CBP's weight magnitudes up to date in
-the same pass. Weights are stored input-major for them on every device (the parameter is a transposed view).
+the same pass; their weights are then stored input-major (the parameter is a transposed view).
 """
 from __future__ import annotations
 
@@ -48,12 +48,15 @@ def parameter_matched_width(in_features: int, out_features: int, width: int, dep
 
 class SeedLinear(nn.Module):
     """`nn.Linear` for S seeds: weight (S, out, in), bias (S, out); input (S, B, in) -> (S, B, out).
-    The weight's memory is input-major ((S, in, out) contiguous, see `plasticity.kernels`)."""
+    input_major: the weight's memory is (S, in, out) contiguous, as `plasticity.kernels` reads it; otherwise
+    (S, out, in) as torch's, which elementwise optimizers step about twice as fast (fused Adam: 1.0 vs 2.3 ms a step
+    for five 784-100-100-10 nets)."""
 
-    def __init__(self, in_features: int, out_features: int, num_seeds: int):
+    def __init__(self, in_features: int, out_features: int, num_seeds: int, input_major: bool = False):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.zeros(num_seeds, in_features, out_features).transpose(1, 2))
+        self.weight = nn.Parameter(torch.zeros(num_seeds, in_features, out_features).transpose(1, 2) if input_major
+                                   else torch.zeros(num_seeds, out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(num_seeds, out_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +88,8 @@ class SeedMLP(nn.Module):
         self.row_kernels = row_kernels and all(act.pointwise for act in self.activations)
         fan_ins = [in_features] + [expansion * width] * depth
         units = [width] * depth + [out_features]
-        self.layers = nn.ModuleList(SeedLinear(a, b, len(seeds)) for a, b in zip(fan_ins, units))
+        self.layers = nn.ModuleList(SeedLinear(a, b, len(seeds), input_major=self.row_kernels)
+                                    for a, b in zip(fan_ins, units))
         gens = generators(seeds, "init")
         with torch.no_grad():
             for index, layer in enumerate(self.layers):

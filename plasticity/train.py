@@ -159,9 +159,10 @@ def train(spec: dict, mnist_path: str | None = None, progress: bool = True,
     torch.set_flush_denormal(True)
     benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
     model_spec = spec["model"]
-    # The CPU kernels serve every CPU run, so a seed's numbers never depend on the size of its block.
+    # The CPU kernels serve every CPU run at batch 1 (whatever its number of seeds, so a seed's numbers never depend
+    # on the size of its block); larger batches are BLAS's.
     model = SeedMLP(benchmark.in_features, benchmark.out_features, model_spec["width"], model_spec["depth"],
-                    model_spec["activation"], seeds, row_kernels=device.type == "cpu").to(device)
+                    model_spec["activation"], seeds, row_kernels=device.type == "cpu" and batch_size == 1).to(device)
     learner = build_learner(spec["method"], model, seeds, spec["hparams"])
     fused_sgd = plain_sgd_hyperparameters(learner.optimizer)
     recorder = Recorder(seeds)
