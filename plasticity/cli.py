@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-minutes", type=_at_least_or_off(float, 0), default=10.0, metavar="M|off",
                        help="save it every M minutes (default 10; 0: every few hundred steps)")
     train.add_argument("--checkpoint-tasks", type=_at_least_or_off(int, 1), default=None, metavar="K|off",
-                       help="also save it every K tasks (benchmarks with tasks; default off)")
+                       help="also save it every K tasks (benchmarks with tasks, contexts of the joint protocol; "
+                            "default off)")
     train.set_defaults(handler=_train)
 
     aggregate = commands.add_parser("aggregate", help="mean and standard error across seeds")

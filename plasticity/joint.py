@@ -15,6 +15,9 @@ Recorded per seed, x = iterations (0 = before training; tidy schema of docs/arch
 of that iteration's forward pass), `train_loss`, `train_accuracy` and `entropy` of the training batch; at the end
 the metrics of `plasticity.stability_gap` (`stability_gap` with layer = k for the transition k → k+1);
 `eval_samples` (layer = task) records the evaluation set's size.
+
+Checkpoints as for every training job (plasticity.checkpoint, through plasticity.train.TrainingState): a step is
+an iteration, a task a context.
 """
 from __future__ import annotations
 
@@ -27,11 +30,12 @@ from tqdm import tqdm
 from plasticity import stability_gap
 from plasticity.benchmarks import BENCHMARKS, build_benchmark
 from plasticity.benchmarks.contexts import ContinualEvaluator
+from plasticity.checkpoint import Checkpoints
 from plasticity.config import ConfigError
 from plasticity.gain import GainMLP
 from plasticity.methods import build_learner
 from plasticity.methods.ngm_sgd import prediction_entropy
-from plasticity.train import Recorder, resolve_device
+from plasticity.train import Recorder, TrainingState, resolve_device
 
 
 # Which tasks are evaluated after every iteration: "seen", every task from the start of its context; "ended",
@@ -100,15 +104,22 @@ def build_model(spec: dict, benchmark, seeds: list[int]) -> GainMLP:
 
 
 @torch.enable_grad()     # plasticity.train.train, which dispatches here, runs without autograd
-def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True):
-    """Train the joint-protocol job `spec` and return its tidy results."""
+def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True,
+                checkpoints: Checkpoints | None = None):
+    """Train the joint-protocol job `spec` and return its tidy results, with the checkpoints of
+    plasticity.train.train: a step is a training iteration, a task a context, and the examples a checkpoint
+    reports are the training examples drawn so far (iterations × batch size)."""
     seeds, batch_size = spec["seeds"], spec["batch_size"]
     per_context = spec["iterations_per_context"]
+    checkpoints = checkpoints or Checkpoints()
     if spec["loss"] != "cross_entropy":
         raise ConfigError(f"the joint protocol trains classifiers: loss {spec['loss']!r}; valid: cross_entropy")
     if spec["benchmark"] in BENCHMARKS and spec["benchmark"] not in joint_benchmarks():
         raise ConfigError(f"benchmark {spec['benchmark']!r} is not a joint-training benchmark; valid: "
                           f"{', '.join(joint_benchmarks())}")
+    tasks_evaluated = spec["evaluation"].get("tasks", "seen")
+    if tasks_evaluated not in EVALUATED_TASKS:
+        raise ConfigError(f"evaluation tasks {tasks_evaluated!r}; valid: {', '.join(EVALUATED_TASKS)}")
     device = resolve_device(spec["device"])
     torch.set_flush_denormal(True)
     benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
@@ -120,6 +131,7 @@ def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True
     total = contexts * per_context
     record = JointRecord(num_seeds, contexts, len(model.layers), total)
     curves = record.curves
+    state = TrainingState(model, learner, benchmark, evaluator=evaluator, record=record)
 
     def evaluate(n: int) -> None:
         model.eval()
@@ -133,36 +145,46 @@ def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True
         evaluator.add_task(task)
         record.evaluated_from.append(n)
 
-    tasks_evaluated = spec["evaluation"].get("tasks", "seen")
-    if tasks_evaluated not in EVALUATED_TASKS:
-        raise ConfigError(f"evaluation tasks {tasks_evaluated!r}; valid: {', '.join(EVALUATED_TASKS)}")
-    evaluate_task_from(0, 0)
-    evaluate(0)
-    n = 0
-    with tqdm(total=total, unit="it", disable=not progress, mininterval=5, file=sys.stderr,
-              desc=f"{spec['experiment']}/{spec['run']} seeds {seeds[0]}-{seeds[-1]}") as bar:
-        for context in range(contexts):
-            if context > 0 and tasks_evaluated == "seen":
-                evaluate_task_from(context, n + 1)
-            benchmark.start_context(context)
-            for step in range(per_context):
-                model.train()
-                inputs, targets = benchmark.next_batch(batch_size)
-                output = model(inputs)
-                per_seed = F.cross_entropy(output.transpose(1, 2), targets, reduction="none").mean(1)
-                learner.optimizer.zero_grad(set_to_none=True)
-                per_seed.sum().backward()       # seeds are independent: the sum's gradient is each seed's own
-                learner.optimizer.step()
-                if learner.after_step is not None:
-                    learner.after_step([hidden.detach() for hidden in model.hidden])
-                n += 1
-                curves["train_loss"][:, n] = per_seed.detach().cpu()
-                curves["train_accuracy"][:, n] = (output.argmax(-1) == targets).float().mean(1).cpu()
-                curves["entropy"][:, n] = prediction_entropy(output).cpu()
-                if context > 0 and tasks_evaluated == "ended" and step == per_context - 1:
-                    evaluate_task_from(context, n)
-                evaluate(n)
-                bar.update(1)
+    # A checkpoint is taken at the boundary before an iteration: everything up to the previous iteration's
+    # evaluation is in it, and the sampler's context is restored with the benchmark's state.
+    saved = checkpoints.resume(spec)
+    if saved is not None:
+        state.load_state_dict(saved["state"])
+        first = saved["step"]
+    else:
+        evaluate_task_from(0, 0)
+        evaluate(0)
+        first = 0
+    checkpoints.start(first, per_context)
+
+    with checkpoints.stopping_on_sigterm(), tqdm(
+            total=total, initial=first, unit="it", disable=not progress, mininterval=5, file=sys.stderr,
+            desc=f"{spec['experiment']}/{spec['run']} seeds {seeds[0]}-{seeds[-1]}") as bar:
+        for iteration in range(first, total):
+            if iteration >= checkpoints.next_check:
+                checkpoints.at_step(iteration, iteration * batch_size, state.state_dict)
+            context, step = divmod(iteration, per_context)
+            if step == 0:
+                if context > 0 and tasks_evaluated == "seen":
+                    evaluate_task_from(context, iteration + 1)
+                benchmark.start_context(context)
+            model.train()
+            inputs, targets = benchmark.next_batch(batch_size)
+            output = model(inputs)
+            per_seed = F.cross_entropy(output.transpose(1, 2), targets, reduction="none").mean(1)
+            learner.optimizer.zero_grad(set_to_none=True)
+            per_seed.sum().backward()       # seeds are independent: the sum's gradient is each seed's own
+            learner.optimizer.step()
+            if learner.after_step is not None:
+                learner.after_step([hidden.detach() for hidden in model.hidden])
+            n = iteration + 1
+            curves["train_loss"][:, n] = per_seed.detach().cpu()
+            curves["train_accuracy"][:, n] = (output.argmax(-1) == targets).float().mean(1).cpu()
+            curves["entropy"][:, n] = prediction_entropy(output).cpu()
+            if context > 0 and tasks_evaluated == "ended" and step == per_context - 1:
+                evaluate_task_from(context, n)
+            evaluate(n)
+            bar.update(1)
 
     recorder = Recorder(seeds)
     for task, size in enumerate(evaluator.sizes):

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from plasticity import metrics
-from plasticity.benchmarks import Benchmark, build_benchmark
+from plasticity.benchmarks import build_benchmark
 from plasticity.checkpoint import Checkpoints
 from plasticity.config import ConfigError, canonical_json
 from plasticity.io import write_atomically
@@ -107,20 +107,21 @@ class TrainingState:
     """Everything that changes while a job trains, with state_dict()/load_state_dict(): what a checkpoint holds.
 
     The model's parameters and buffers, the optimizer's state, the method's own state (`Learner.state`), the data
-    stream's position, the results recorded so far and the online metric's running bin and divergence steps.
+    stream's position, and the protocol's own `parts` by name: objects with state_dict()/load_state_dict() or
+    tensors updated in place (online: the results recorded so far, the online metric's running bin and divergence
+    steps; joint: the evaluation sets and the curves so far).
     """
 
-    def __init__(self, model: SeedMLP, learner: Learner, benchmark: Benchmark, recorder: Recorder,
-                 bin_total: torch.Tensor, diverged_at: torch.Tensor):
-        self.model, self.learner, self.benchmark, self.recorder = model, learner, benchmark, recorder
-        self.bin_total, self.diverged_at = bin_total, diverged_at
+    def __init__(self, model: torch.nn.Module, learner: Learner, benchmark, **parts):
+        self.model, self.learner, self.benchmark, self.parts = model, learner, benchmark, parts
 
     def state_dict(self) -> dict:
         method = self.learner.state
         return {"model": self.model.state_dict(), "optimizer": self.learner.optimizer.state_dict(),
                 "method": None if method is None else method.state_dict(),
-                "benchmark": self.benchmark.state_dict(), "recorder": self.recorder.state_dict(),
-                "bin_total": self.bin_total, "diverged_at": self.diverged_at}
+                "benchmark": self.benchmark.state_dict(),
+                **{name: part if isinstance(part, torch.Tensor) else part.state_dict()
+                   for name, part in self.parts.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a saved state, also one saved on another device (each part copies onto its own device)."""
@@ -129,9 +130,11 @@ class TrainingState:
         if self.learner.state is not None:
             self.learner.state.load_state_dict(state["method"])
         self.benchmark.load_state_dict(state["benchmark"])
-        self.recorder.load_state_dict(state["recorder"])
-        self.bin_total.copy_(state["bin_total"])
-        self.diverged_at.copy_(state["diverged_at"])
+        for name, part in self.parts.items():
+            if isinstance(part, torch.Tensor):
+                part.copy_(state[name])
+            else:
+                part.load_state_dict(state[name])
 
 
 @torch.no_grad()
@@ -140,12 +143,12 @@ def train(spec: dict, mnist_path: str | None = None, progress: bool = True,
     """Train the job `spec` (see docs/architecture.md) and return its tidy results.
 
     With `checkpoints`, resume from its checkpoint if one matches, save the state as it says, and on SIGTERM save
-    and raise Terminated at the next step boundary. (Joint-training jobs, minutes long at paper scale, are not
-    checkpointed.)"""
+    and raise Terminated at the next step boundary (a step is a training iteration under the joint protocol)."""
+    checkpoints = checkpoints or Checkpoints()
     protocol = spec.get("protocol", "online")
     if protocol == "joint":
         from plasticity.joint import train_joint
-        return train_joint(spec, mnist_path, progress)
+        return train_joint(spec, mnist_path, progress, checkpoints)
     if protocol != "online":
         raise ConfigError(f"unknown protocol {protocol!r}; valid: joint, online")
     seeds, batch_size, bin_size = spec["seeds"], spec["batch_size"], spec["bin_size"]
@@ -153,7 +156,6 @@ def train(spec: dict, mnist_path: str | None = None, progress: bool = True,
         raise ConfigError(f"bin_size {bin_size} must be a multiple of batch_size {batch_size} and divide "
                           f"examples {spec['examples']}")
     device = resolve_device(spec["device"])
-    checkpoints = checkpoints or Checkpoints()
     # Confident softmax outputs leave subnormal floats in the gradients, which make CPU arithmetic ~50x slower;
     # flushing them to zero changes values below 1.2e-38 only (GPUs flush them in most kernels too).
     torch.set_flush_denormal(True)
@@ -170,7 +172,8 @@ def train(spec: dict, mnist_path: str | None = None, progress: bool = True,
     task_length = benchmark.examples_per_task if spec.get("probe") else None
     bin_total = torch.zeros(len(seeds), device=device)
     diverged_at = torch.full((len(seeds),), -1, dtype=torch.long)
-    state = TrainingState(model, learner, benchmark, recorder, bin_total, diverged_at)
+    state = TrainingState(model, learner, benchmark, recorder=recorder, bin_total=bin_total,
+                          diverged_at=diverged_at)
 
     first_step = 0
     saved = checkpoints.resume(spec)

@@ -1,6 +1,6 @@
 """Checkpoints: a killed or preempted training job resumes and ends with exactly the numbers of an uninterrupted run
-(on the CPU): in process for every method (a crash or a SIGTERM at a chosen step), as a `plasticity train` process
-killed with SIGKILL or stopped with SIGTERM, and under Snakemake.
+(on the CPU): in process for every method, under both protocols (a crash or a SIGTERM at a chosen step), as a
+`plasticity train` process killed with SIGKILL or stopped with SIGTERM, and under Snakemake.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import yaml
 
 import plasticity.train
 from plasticity.benchmarks.bit_flipping import BitFlipping
+from plasticity.benchmarks.contexts import ContextBenchmark
 from plasticity.benchmarks.permuted_mnist import PermutedMnist
 from plasticity.checkpoint import Checkpoints, Terminated
 from plasticity.config import deep_merge, expand_runs, job_spec, load_protocol
@@ -66,8 +67,25 @@ def bit_flipping_cbp_adam() -> dict:
     return spec
 
 
+def joint(experiment: str, run: str, iterations_per_context: int, **overrides) -> dict:
+    """A joint-protocol (stability-gap) job on seeds 0 and 1, on a small network with small evaluation sets."""
+    experiment_spec = deep_merge(PROTOCOL[experiment], deep_merge({
+        "iterations_per_context": iterations_per_context, "batch_size": 16, "model": {"width": 16},
+        "evaluation": {"samples_per_task": 50}}, overrides))
+    return job_spec(experiment, experiment_spec, run, [0, 1], "cpu")
+
+
+def steps_per_task(spec: dict) -> int:
+    if spec.get("protocol") == "joint":
+        return spec["iterations_per_context"]
+    return spec["benchmark_args"]["examples_per_task"] // spec["batch_size"]
+
+
 # spec, checkpoint schedule, and the steps at which the run crashes first and, resumed, again: every method of the
-# protocol, and permuted MNIST checkpointed at task boundaries (every 300 examples).
+# online protocol, permuted MNIST checkpointed at task boundaries (every 300 examples), and the joint protocol
+# (steps are iterations): NGM-SGD checkpointed at context boundaries and evaluating every task from its context's
+# start (so a resume at a boundary adds the new task's evaluation set), G0-SGD every 256 iterations (mid-context),
+# and baselines with optimizer state (momentum, Adam's moments) on the other two benchmarks.
 CASES = {
     **{run: (bit_flipping(run, 3000), {"minutes": 0}, (700, 1900))
        for run in ("bp", "adam", "l2", "shrink_perturb", "cbp")},
@@ -77,6 +95,11 @@ CASES = {
     # Checks every 300 steps, so saves fall between checks (mid-accumulation); threshold 0.5 recycles units.
     "redo": (bit_flipping_with("redo", {"lr": 0.001, "every": 300, "threshold": 0.5}), {"minutes": 0}, (700, 1900)),
     "permuted_mnist_cbp": (permuted_mnist_cbp(), {"minutes": None, "tasks": 1}, (400, 1000)),
+    "joint_ngm_sgd": (joint("ngm_split_mnist", "ngm_sgd", 20, evaluation={"tasks": "seen"}),
+                      {"minutes": None, "tasks": 1}, (30, 70)),
+    "joint_g0_sgd": (joint("ngm_split_mnist", "g0_sgd", 120), {"minutes": 0}, (300, 550)),
+    "joint_msgd": (joint("ngm_permuted_mnist", "msgd", 20), {"minutes": None, "tasks": 1}, (25, 50)),
+    "joint_adam": (joint("ngm_rotated_mnist", "adam", 20), {"minutes": None, "tasks": 1}, (25, 45)),
 }
 
 
@@ -94,17 +117,23 @@ class Crash(Exception):
     """Stands for a kill: the process ends in the middle of a step."""
 
 
-def at_call(monkeypatch, call: int, action) -> None:
-    """Run `action()` in the `call`-th loss computation (of step `call` - 1) of the next training run."""
+# A function each protocol calls once per step: the online loop's loss, the joint loop's batch draw.
+ONCE_PER_STEP = {"online": (plasticity.train, "loss_and_output_grad"), "joint": (ContextBenchmark, "next_batch")}
+
+
+def at_call(monkeypatch, call: int, action, spec: dict) -> None:
+    """Run `action()` in the `call`-th call of the once-per-step function (of step `call` - 1) of the next training
+    run of `spec`."""
+    owner, name = ONCE_PER_STEP[spec.get("protocol", "online")]
     calls = itertools.count(1)
-    original = plasticity.train.loss_and_output_grad
+    original = getattr(owner, name)
 
     def counting(*args):
         if next(calls) == call:
             action()
         return original(*args)
 
-    monkeypatch.setattr(plasticity.train, "loss_and_output_grad", counting)
+    monkeypatch.setattr(owner, name, counting)
 
 
 def crash():
@@ -118,7 +147,7 @@ def load(checkpoint: Path) -> dict:
 def crashed_run(spec: dict, mnist: str | None, checkpoint: Path, schedule: dict, monkeypatch, step: int) -> dict:
     """Train (resuming from `checkpoint` if it is there) until step `step` crashes; the checkpoint it left."""
     resumed_step = load(checkpoint)["step"] if checkpoint.exists() else 0
-    at_call(monkeypatch, step - resumed_step + 1, crash)
+    at_call(monkeypatch, step - resumed_step + 1, crash, spec)
     with pytest.raises(Crash):
         train(spec, mnist, progress=False, checkpoints=Checkpoints(checkpoint, **schedule))
     monkeypatch.undo()
@@ -154,7 +183,7 @@ def test_resumed_run_equals_uninterrupted_run(case, tmp_path, monkeypatch, mnist
     """Crashed twice and resumed twice, a run saves the same state (every tensor, to the last bit) as one that
     crashed once at the same step, and ends with the results of an uninterrupted run."""
     spec, schedule, (first_crash, second_crash) = CASES[case]
-    mnist = mnist_file if spec["benchmark"] == "permuted_mnist" else None
+    mnist = mnist_file if spec["benchmark"] != "bit_flipping" else None
     uninterrupted = train(spec, mnist, progress=False)
     once = crashed_run(spec, mnist, tmp_path / "once.ckpt", schedule, monkeypatch, second_crash)
 
@@ -165,7 +194,7 @@ def test_resumed_run_equals_uninterrupted_run(case, tmp_path, monkeypatch, mnist
     assert twice["step"] == once["step"] > first["step"] and twice["resumed_at"] == [first["examples"]]
     assert_same_state(twice["state"], once["state"])
     if "tasks" in schedule:
-        assert twice["examples"] % spec["benchmark_args"]["examples_per_task"] == 0, "saved at task boundaries"
+        assert twice["step"] % (schedule["tasks"] * steps_per_task(spec)) == 0, "saved at task boundaries"
 
     resumed = Checkpoints(checkpoint, **schedule)
     frame = train(spec, mnist, progress=False, checkpoints=resumed)
@@ -181,30 +210,26 @@ def test_cbp_cases_replace_units(tmp_path, monkeypatch):
                                                first_crash))
 
 
-# Methods that need the joint protocol's gain-modulated network. Joint-training jobs (minutes long at the paper's
-# scale) are not checkpointed yet: their state (gains, optimizer, sampler, evaluator, curves) has state dicts but
-# plasticity/joint.py does not save or resume it.
-JOINT_ONLY_METHODS = {"ngm_sgd", "g0_sgd"}
-
-
 def test_every_method_is_checked():
     """The checkpoint protocol (docs/architecture.md) holds for every method: a new one gets a case in CASES."""
-    missing = set(METHODS) - {spec["method"] for spec, _, _ in CASES.values()} - JOINT_ONLY_METHODS
+    missing = set(METHODS) - {spec["method"] for spec, _, _ in CASES.values()}
     assert not missing, f"add a resume case for method(s) {sorted(missing)} to CASES"
 
 
-def test_sigterm_saves_at_the_next_step_boundary_and_stops(tmp_path, monkeypatch):
-    spec = bit_flipping("cbp", 3000)
-    uninterrupted = train(spec, progress=False)
+@pytest.mark.parametrize("case, step", [("cbp", 1000), ("joint_ngm_sgd", 37)])
+def test_sigterm_saves_at_the_next_step_boundary_and_stops(case, step, tmp_path, monkeypatch, mnist_file):
+    spec = CASES[case][0]
+    mnist = mnist_file if spec["benchmark"] != "bit_flipping" else None
+    uninterrupted = train(spec, mnist, progress=False)
     checkpoint = tmp_path / "job.ckpt"
     handler = signal.getsignal(signal.SIGTERM)
-    at_call(monkeypatch, 1000, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    at_call(monkeypatch, step, lambda: os.kill(os.getpid(), signal.SIGTERM), spec)
     with pytest.raises(Terminated):
-        train(spec, progress=False, checkpoints=Checkpoints(checkpoint, minutes=None))
+        train(spec, mnist, progress=False, checkpoints=Checkpoints(checkpoint, minutes=None))
     monkeypatch.undo()
     assert signal.getsignal(signal.SIGTERM) is handler, "the SIGTERM handler is put back"
-    assert load(checkpoint)["step"] == 1000, "the signal came during step 999: saved before step 1000"
-    frame = train(spec, progress=False, checkpoints=Checkpoints(checkpoint, minutes=None))
+    assert load(checkpoint)["step"] == step, f"the signal came during step {step - 1}: saved before step {step}"
+    frame = train(spec, mnist, progress=False, checkpoints=Checkpoints(checkpoint, minutes=None))
     pd.testing.assert_frame_equal(frame, uninterrupted, check_exact=True)
 
 

@@ -11,7 +11,7 @@ from plasticity import stability_gap as sg
 from plasticity.benchmarks import build_benchmark
 from plasticity.benchmarks.contexts import BLACK, ContinualEvaluator, rotation_map
 from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol
-from plasticity.gain import GainMLP
+from plasticity.gain import FillShiftedInputs, GainMLP
 from plasticity.methods import build_learner
 from plasticity.methods.ngm_sgd import NGMSGD, prediction_entropy
 from plasticity.nets import SeedMLP
@@ -206,6 +206,30 @@ def test_evaluation_subsets_and_whole_test_sets(mnist_file):
     accuracy, loss, pooled = evaluator.evaluate(model)
     assert accuracy.shape == loss.shape == (2, 2) and pooled.shape == (2,)
     torch.testing.assert_close(pooled, accuracy.mean(1))
+
+
+@pytest.mark.parametrize("benchmark, args", [("split_mnist", {}), ("rotated_mnist", {"angles": [0, 80]})])
+def test_cpu_evaluation_skips_black_pixels_with_the_dense_numbers(benchmark, args, mnist_file):
+    """The evaluator's first layer reads only non-black pixels (FillShiftedInputs): the dense forward's numbers up
+    to float rounding, black pixels exactly skipped, under a trained-looking network with gains."""
+    bench = build_benchmark(benchmark, args, [0, 1], "cpu", mnist_file)
+    evaluator = ContinualEvaluator(bench, 300)
+    evaluator.add_task(0)
+    evaluator.add_task(1)
+    sparse = evaluator.model_inputs
+    assert isinstance(sparse, FillShiftedInputs) and 0.05 < sparse.density < 0.3
+    assert torch.equal(sparse.shifted == 0, evaluator.inputs == evaluator.inputs.min()), "zero where black"
+    model = GainMLP(784, 10, 50, 2, "relu", [0, 1], hidden_std=0.1, output_std=0.3).eval()
+    for index, layer in enumerate(model.layers):
+        layer.gain.fill_(1.5 + index)
+    with torch.no_grad():
+        expected = model(evaluator.inputs)          # rounding differences relative to the logits' scale
+        torch.testing.assert_close(model(sparse), expected, rtol=0, atol=1e-6 * expected.abs().max().item())
+        dense = ContinualEvaluator(bench, 300)
+        dense.load_state_dict(evaluator.state_dict())
+        dense.model_inputs = dense.inputs
+        for got, expected in zip(evaluator.evaluate(model), dense.evaluate(model)):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 # --- metrics on hand-made curves -------------------------------------------------------------------------------

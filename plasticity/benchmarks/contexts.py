@@ -21,11 +21,16 @@ import torch
 
 from plasticity.config import ConfigError
 from plasticity.data.mnist import load_mnist
+from plasticity.gain import FillShiftedInputs
 from plasticity.seeding import generator, generators
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 PIXELS = 784
 BLACK = PIXELS  # index of the padding pixel
+# Below this fraction of non-black input pixels the evaluation's first layer skips black pixels (FillShiftedInputs):
+# measured twice as fast as the dense product at MNIST's ~19%; its work grows with the fraction, the dense one's
+# does not (break-even near 40%).
+SPARSE_EVALUATION_DENSITY = 0.3
 
 
 @dataclass
@@ -82,6 +87,10 @@ class ContextBenchmark:
     def labels_in(self, split: str, classes) -> torch.Tensor:
         return torch.nonzero(torch.isin(self.labels[split], torch.as_tensor(classes))).flatten()
 
+    def standardise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels -> the network's float32 inputs, on the device."""
+        return pixels.to(self.device, torch.float32).div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
+
     def inputs(self, split: str, examples: torch.Tensor, tasks: torch.Tensor | int) -> torch.Tensor:
         """Standardised inputs (S, n, 784) of images `examples` (S, n) seen through the pixel maps of their
         tasks (S, n), or of one task for all."""
@@ -90,8 +99,7 @@ class ContextBenchmark:
         else:
             seed_index = torch.arange(len(self.seeds)).unsqueeze(1).expand_as(examples)
             maps = torch.stack([task.pixel_map for task in self.tasks])[tasks, seed_index]
-        pixels = torch.gather(self.images[split][examples], 2, maps)                    # (S, n, 784) uint8
-        return pixels.to(self.device, torch.float32).div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
+        return self.standardise(torch.gather(self.images[split][examples], 2, maps))    # from (S, n, 784) uint8
 
     # --- the joint sampler --------------------------------------------------------------------------------------
 
@@ -146,13 +154,14 @@ class ContinualEvaluator:
     """The test data of every task seen so far, held on the device, evaluated in one batched forward.
 
     `add_task(k)` appends task k's evaluation set; `evaluate(model)` returns per-task accuracy and mean
-    cross-entropy, each (S, tasks so far), and the accuracy over all of them pooled (S,).
+    cross-entropy, each (S, tasks so far), and the accuracy over all of them pooled (S,). On the CPU the model's
+    first layer gets the inputs as FillShiftedInputs (black pixels skipped) while they are sparse enough.
     """
 
     def __init__(self, benchmark: ContextBenchmark, samples_per_task: int | None):
         self.benchmark, self.samples_per_task = benchmark, samples_per_task
         self.examples: list[torch.Tensor] = []
-        self.inputs = self.targets = None
+        self.inputs = self.targets = self.model_inputs = None
         self.sizes: list[int] = []
 
     def add_task(self, task: int) -> None:
@@ -169,10 +178,16 @@ class ContinualEvaluator:
         self.sizes.append(examples.shape[1])
         self.inputs = inputs if self.inputs is None else torch.cat([self.inputs, inputs], dim=1)
         self.targets = targets if self.targets is None else torch.cat([self.targets, targets], dim=1)
+        self.model_inputs = self.inputs
+        if self.inputs.device.type == "cpu":
+            black = bench.standardise(torch.zeros((), dtype=torch.uint8)).item()
+            shifted = FillShiftedInputs(self.inputs, black)
+            if shifted.density < SPARSE_EVALUATION_DENSITY:
+                self.model_inputs = shifted
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = model(self.inputs)
+        logits = model(self.model_inputs)
         correct = (logits.argmax(-1) == self.targets).float()
         losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), self.targets, reduction="none")
         accuracy = torch.stack([part.mean(1) for part in correct.split(self.sizes, dim=1)], dim=1)
@@ -183,7 +198,7 @@ class ContinualEvaluator:
         return {"samples_per_task": self.samples_per_task, "examples": list(self.examples)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.examples, self.sizes, self.inputs, self.targets = [], [], None, None
+        self.examples, self.sizes, self.inputs, self.targets, self.model_inputs = [], [], None, None, None
         self.samples_per_task = state["samples_per_task"]
         for task, examples in enumerate(state["examples"]):
             self._append(task, examples)
