@@ -303,14 +303,15 @@ def dry_run_resources(workdir: Path, *args: str) -> list[tuple[str, dict[str, st
 
 def test_paper_scale_dry_run_with_the_slurm_profile(tmp_path):
     """Needs no Slurm: the whole paper-scale DAG through profiles/slurm, every training job with its resources,
-    GPUs as its experiment asks, the CPU jobs grouped."""
+    GPUs as its experiment asks, the CPU jobs of an hour or less grouped."""
     workdir = copy_workflow(tmp_path)
     protocol = load_protocol(workdir / "config/experiments.yaml")
     jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml")
     assert {experiment for experiment, _, _ in jobs} == set(protocol)
     for experiment, resources, grouped in jobs:
         gpus = (protocol[experiment].get("resources") or {}).get("gpu", 0)
-        assert (int(resources["gpu"]), grouped) == (gpus, gpus == 0), (experiment, resources)
+        short = int(resources["runtime"]) <= 60
+        assert (int(resources["gpu"]), grouped) == (gpus, gpus == 0 and short), (experiment, resources)
         assert int(resources["runtime"]) >= 10 and int(resources["mem_mb"]) > 1000, (experiment, resources)
 
 
@@ -327,7 +328,8 @@ def test_gpu_resources_of_an_experiment_reach_slurm(tmp_path):
     for experiment, resources, grouped in jobs:
         gpus = expected.get(experiment, ("0", None, ""))  # the other experiments are CPU jobs
         assert (resources["gpu"], resources.get("gpu_model"), resources["gres"]) == gpus, experiment
-        assert grouped == (experiment not in expected), experiment
+        assert grouped == (experiment not in expected and int(resources["runtime"]) <= 60), experiment
     assert {resources["runtime"] for experiment, resources, _ in jobs if experiment == "pmnist_methods"} == {"60"}
     cpu = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale), "--config", "device=cpu")
-    assert {(resources["gpu"], resources["gres"], grouped) for _, resources, grouped in cpu} == {("0", "", True)}
+    assert {(resources["gpu"], resources["gres"]) for _, resources, _ in cpu} == {("0", "")}
+    assert all(grouped == (int(resources["runtime"]) <= 60) for _, resources, grouped in cpu)

@@ -301,11 +301,13 @@ def _cost(wildcards):
 def train_runtime(wildcards):
     """Minutes to request from a cluster: twice an estimate from the job's size, at most the experiment's
     `max_runtime` (a job stopped at its limit resumes from its checkpoint when retried). Calibrated on a 2-core CPU
-    (quick scale: 0.6 ms per online step of overhead, ~1 GFLOP/s for batch-1 products; the joint protocol's
-    batched products run at ~50 GFLOP/s); the GPU figures are guesses (launch-bound steps, fast products)."""
+    (quick scale: 0.6 ms per online step of overhead, ~1 GFLOP/s for batch-1 products, ~10 for the AdaLin
+    benchmarks' batch 16; the joint protocol's batched products run at ~50 GFLOP/s); the GPU figures are guesses
+    (launch-bound steps, fast products)."""
     (experiment, _, _), _ = _job(wildcards)
-    joint_protocol = EXPERIMENTS[experiment].get("protocol", "online") == "joint"
-    step_s, flops_per_s = (1.5e-3, 2e11) if train_gpus(wildcards) else (6e-4, 5e10 if joint_protocol else 1e9)
+    spec = EXPERIMENTS[experiment]
+    cpu_flops_per_s = 5e10 if spec.get("protocol", "online") == "joint" else 1e10 if spec["batch_size"] > 1 else 1e9
+    step_s, flops_per_s = (1.5e-3, 2e11) if train_gpus(wildcards) else (6e-4, cpu_flops_per_s)
     seconds = _steps(experiment) * step_s + _cost(wildcards) / flops_per_s
     return min(max(10, math.ceil(2 * seconds / 60)), _compute(wildcards).get("max_runtime", math.inf))
 
@@ -365,10 +367,15 @@ def train_gres(wildcards):
     return _slurm_gpus(wildcards)["gres"]  # "" rather than unset: the train rule's shell reads it
 
 
+# CPU jobs estimated at most this long (minutes requested) are grouped; longer ones are submitted on their own.
+GROUPED_MAX_MINUTES = 60
+
+
 def train_group(wildcards):
-    """CPU jobs join group `train_cpu`, which a cluster profile packs several to a submitted job
-    (`group-components`); GPU jobs are submitted one by one (a group would add up their GPUs)."""
-    return None if train_gpus(wildcards) else "train_cpu"
+    """Short CPU jobs join group `train_cpu`, which a cluster profile packs several to a submitted job
+    (`group-components`); GPU jobs (a group would add up their GPUs) and long CPU jobs (paper-scale Random Label
+    MNIST: hours) are submitted one by one."""
+    return None if train_gpus(wildcards) or train_runtime(wildcards) > GROUPED_MAX_MINUTES else "train_cpu"
 
 
 # ---------------------------------------------------------------------------------------------------------------
