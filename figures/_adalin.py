@@ -11,20 +11,11 @@ import seaborn as sns
 from matplotlib.axes import Axes
 
 from figures import _style
+from plasticity.adalin_table import BENCHMARK_LABELS, VARIANT_LABELS, variant
 
 EXPERIMENTS = ["adalin_pmnist", "adalin_random_label_mnist"]
-BENCHMARK_TITLES = {"adalin_pmnist": "Permuted MNIST", "adalin_random_label_mnist": "Random Label MNIST"}
 SHOWN_LR = 0.001
-ACTIVATION_LABELS = {"relu": "ReLU", "tanh": "Tanh", "gelu": "GELU", "adalin_relu": "AdaLin-ReLU",
-                     "adalin_tanh": "AdaLin-Tanh", "adalin_gelu": "AdaLin-GELU",
-                     "adalin_layer_relu": "AdaLin-ReLU, one α per layer", "adalin_layer_tanh": "AdaLin-Tanh, one α per layer",
-                     "adalin_layer_gelu": "AdaLin-GELU, one α per layer", "leaky_relu": "Leaky ReLU",
-                     "prelu": "PReLU", "crelu": "CReLU"}
-METHOD_LABELS = {"l2": "L2", "l2_init": "L2 Init", "shrink_perturb": "Shrink & Perturb", "redo": "ReDo",
-                 "cbp": "CBP"}
-PLAIN_METHODS = ("adam", "bp")          # runs that differ only by their activation
-VARIANTS = list(ACTIVATION_LABELS) + list(METHOD_LABELS)
-COLORS = dict(zip(VARIANTS, sns.color_palette("tab20", len(VARIANTS))))
+COLORS = dict(zip(VARIANT_LABELS, sns.color_palette("tab20", len(VARIANT_LABELS))))
 # the three AdaLin activations against their plain ones: one colour per base, AdaLin solid, plain dashed
 BASES = {"relu": "tab:blue", "tanh": "tab:orange", "gelu": "tab:green"}
 PROTOCOL_NOTE = ("Protocol of Kumar et al. 2023, which the AdaLin paper follows (confirmed for Permuted MNIST: "
@@ -34,13 +25,8 @@ PROTOCOL_NOTE = ("Protocol of Kumar et al. 2023, which the AdaLin paper follows 
                  "Online accuracy: per-batch training accuracy before the update, averaged over each task.")
 
 
-def variant(method: str, activation: str) -> str:
-    """The name a run is shown by: its activation for plain Adam/SGD runs, else its method."""
-    return activation if method in PLAIN_METHODS else method
-
-
 def label(name: str) -> str:
-    return ACTIVATION_LABELS.get(name) or METHOD_LABELS.get(name, name)
+    return VARIANT_LABELS.get(name, name)
 
 
 def adam_runs(aggregate: pd.DataFrame) -> pd.DataFrame:

@@ -134,10 +134,11 @@ def _experiment_notes(name: str, aggregate: pd.DataFrame, paper: dict) -> tuple[
     return f"{name}: " + "; ".join(notes) + ".", deviates
 
 
-def caption(aggregates: dict[str, pd.DataFrame], scale: str, description: str) -> str:
+def caption(aggregates: dict[str, pd.DataFrame], scale: str, description: str,
+            bands: str = "Lines: mean; bands: ± standard error across seeds.") -> str:
     """The figure's caption: what it shows, the scale, seeds and length actually run vs the paper, deviations."""
     protocol = load_protocol(PROTOCOL_PATH)
-    lines, any_deviation = [description, f"Lines: mean; bands: ± standard error across seeds. Scale: {scale}."], False
+    lines, any_deviation = [description, f"{bands} Scale: {scale}."], False
     for name, aggregate in aggregates.items():
         notes, deviates = _experiment_notes(name, aggregate, protocol[name])
         lines.append(notes)

@@ -19,7 +19,7 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
     for ax, experiment in zip(axes, EXPERIMENTS):
         runs = _adalin.adam_runs(aggregates[experiment])
         _adalin.plot_variants(ax, runs, VARIANTS, "online_accuracy", _style.PERCENT)
-        _style.label_axes(ax, _adalin.BENCHMARK_TITLES[experiment], "task", "online accuracy (%)")
+        _style.label_axes(ax, _adalin.BENCHMARK_LABELS[experiment], "task", "online accuracy (%)")
     fig.suptitle(TITLE)
     return fig
 

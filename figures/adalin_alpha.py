@@ -28,7 +28,7 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
                 ax.plot(median["task"], median["mean"], color=color, label=f"layer {layer} median")
                 ax.fill_between(low["task"], low["mean"], high["mean"].to_numpy(), color=color, alpha=0.2,
                                 linewidth=0, label=f"layer {layer} 10–90%")
-            _style.label_axes(ax, f"{_adalin.BENCHMARK_TITLES[experiment]}: {_adalin.label(name)}", "task",
+            _style.label_axes(ax, f"{_adalin.BENCHMARK_LABELS[experiment]}: {_adalin.label(name)}", "task",
                               "α", legend=ax is row[0])
     fig.suptitle(TITLE)
     return fig
@@ -36,6 +36,6 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
 
 def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
     return _style.caption(aggregates, scale, "The learned α of each hidden layer at the start of each task "
-                          "(initialised U[0, 1)): per seed, the median and the 10th and 90th percentiles over the "
-                          "layer's neurons, each averaged across seeds. Adam at learning rate 1e-3. "
-                          + _adalin.PROTOCOL_NOTE)
+                          "(initialised U[0, 1)). Adam at learning rate 1e-3. " + _adalin.PROTOCOL_NOTE,
+                          bands="Lines: per seed, the median of α over the layer's neurons; bands: its 10th to 90th "
+                          "percentiles; each averaged across seeds.")

@@ -22,7 +22,7 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
         runs = _adalin.adam_runs(aggregates[experiment])
         for ax, (metric, layer, ylabel) in zip(row, PANELS):
             _adalin.plot_variants(ax, runs, VARIANTS, metric, layer=layer)
-            _style.label_axes(ax, _adalin.BENCHMARK_TITLES[experiment], "task", ylabel, legend=ax is row[0])
+            _style.label_axes(ax, _adalin.BENCHMARK_LABELS[experiment], "task", ylabel, legend=ax is row[0])
     fig.suptitle(TITLE)
     return fig
 

@@ -20,10 +20,12 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
     axes = fig.subplots(len(EXPERIMENTS), 2, squeeze=False)
     for row, experiment in zip(axes, EXPERIMENTS):
         runs = _adalin.adam_runs(aggregates[experiment])
-        title = _adalin.BENCHMARK_TITLES[experiment]
+        title = _adalin.BENCHMARK_LABELS[experiment]
         _adalin.plot_variants(row[0], runs, ACTIVATION_PANEL, "online_accuracy", _style.PERCENT,
                               styles=_adalin.base_styles())
-        _adalin.plot_variants(row[1], runs, BASELINE_PANEL, "online_accuracy", _style.PERCENT)
+        _adalin.plot_variants(row[1], runs, BASELINE_PANEL, "online_accuracy", _style.PERCENT,
+                              styles={name: {"color": "black" if name == "adalin_relu" else _adalin.COLORS[name]}
+                                      for name in BASELINE_PANEL})
         _style.label_axes(row[0], f"{title}: AdaLin vs its plain activation", "task", "online accuracy (%)")
         _style.label_axes(row[1], f"{title}: AdaLin-ReLU vs baselines", "task", "online accuracy (%)")
     fig.suptitle(TITLE)
