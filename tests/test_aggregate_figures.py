@@ -17,6 +17,7 @@ from plasticity.reproduction import NOT_REPRODUCED, NOT_RUN, REPRODUCED, write_r
 QUICK = resolve_experiments(yaml.safe_load(open("config/config.yaml")), load_protocol("config/experiments.yaml"))
 PMNIST_METRICS = {"online_accuracy": [0], "weight_magnitude": [0], "dead_units_pct": [1, 2, 3],
                   "effective_rank": [1, 2, 3]}
+ALPHA_METRICS = {metric: [1, 2] for metric in ("alpha_mean", "alpha_q10", "alpha_median", "alpha_q90")}
 
 
 def tidy(experiment: str, run: str, metric: str, values, x=None, layer: int = 0) -> pd.DataFrame:
@@ -71,7 +72,8 @@ def synthetic_experiment(experiment: str, seeds: int = 3, bins: int = 12) -> pd.
     rng = np.random.default_rng(0)
     protocol = QUICK[experiment]
     x = np.linspace(protocol["examples"] / bins, protocol["examples"], bins).astype(int)
-    metrics = {"squared_error": [0]} if experiment == "bit_flipping" else PMNIST_METRICS
+    metrics = ({"squared_error": [0]} if experiment == "bit_flipping"
+               else {**PMNIST_METRICS, **ALPHA_METRICS} if experiment.startswith("adalin") else PMNIST_METRICS)
     frames = []
     for number, run in enumerate(expand_runs(protocol)):
         frames.append(tidy(experiment, run, "diverged", np.zeros((seeds, bins)), x))
@@ -147,7 +149,7 @@ def test_caption_states_scale_seeds_and_deviations(aggregate_paths):
 
 
 def test_figure_errors(aggregate_paths, tmp_path):
-    with pytest.raises(ValueError, match=r"unknown figure 'fig9'; valid: \['ext_data_fig2', 'ext_data_fig3'"):
+    with pytest.raises(ValueError, match=r"unknown figure 'fig9'; valid: \['adalin_ablation', 'adalin_alpha'"):
         draw_figure("fig9", [], "a.pdf", "a.png", scale="quick")
     with pytest.raises(ValueError, match="needs experiment"):
         draw_figure("ext_data_fig3", [str(aggregate_paths["pmnist_width"])], str(tmp_path / "a.pdf"),
