@@ -74,16 +74,17 @@ def downstream(experiments: set[str]) -> tuple[set[str], set[str]]:
 
 
 def assert_reruns_exactly(jobs, train_keys: set[tuple[str, str, str]]):
-    """Exactly these training jobs plus what depends on them: their aggregates, figures, the table (and the
-    stability-gap tables when a job of that paper reruns), `all`."""
+    """Exactly these training jobs plus what depends on them: their aggregates, figures, the reproduction table
+    (and a paper's own tables when a job of that paper reruns), `all`."""
     assert train_outputs(jobs) == {f"results/runs/{e}/{r}/seeds{b}.parquet" for e, r, b in train_keys}
     aggregates, figures = downstream({key[0] for key in train_keys})
     assert outputs_of(jobs, "aggregate") == aggregates
     assert outputs_of(jobs, "figure") == figures
     assert outputs_of(jobs, "reproduction") == {"results/reproduction.csv", "results/reproduction.md"}
     assert bool(outputs_of(jobs, "stability_gap_tables")) == any(key[0].startswith("ngm_") for key in train_keys)
+    assert bool(outputs_of(jobs, "adalin_table")) == any(key[0].startswith("adalin_") for key in train_keys)
     assert {rule for rule, _ in jobs} <= {"train", "aggregate", "figure", "reproduction", "stability_gap_tables",
-                                          "all"}
+                                          "adalin_table", "all"}
 
 
 class edited:
