@@ -2,7 +2,7 @@
 
 The plain loop is what one would write without this project: one seed per process, an `nn.Sequential`,
 autograd, `torch.optim.SGD`, batch 1 (and, for CBP, `ContinualBackprop.from_sequential` on that network).
-Ours trains S seeds at once through `plasticity.train.train` (data generation included).
+Ours trains S seeds at once through `plasticity.engine.job.train` (data generation included).
 Prints seed-steps per second for both and their ratio, per case, plus CBP's cost over BP.
 
     python benchmarks/speed.py            # all cases, ~3 minutes on a 2-core CPU
@@ -19,7 +19,7 @@ from torch import nn
 from plasticity.config import deep_merge, job_spec, load_protocol
 from plasticity.data.mnist import materialise_mnist
 from plasticity.methods.cbp import ContinualBackprop
-from plasticity.train import train
+from plasticity.engine.job import train
 
 PROTOCOL = load_protocol("config/experiments.yaml")
 

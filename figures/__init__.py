@@ -15,9 +15,9 @@ import seaborn as sns
 from figures import (adalin_ablation, adalin_alpha, adalin_correlates, adalin_online_accuracy, ext_data_fig2,
                      ext_data_fig3, ext_data_fig4, fig2, fig3, fig4, fig5, fig_gain_tasks)
 from figures._style import add_caption
-from plasticity.aggregate import read_parquets
+from plasticity.analysis.aggregate import read_parquets
 from plasticity.io import write_atomically
-from plasticity.reproduction import verdict_sentences
+from plasticity.analysis.reproduction import verdict_sentences
 
 FIGURES: dict[str, ModuleType] = {
     "ext_data_fig2": ext_data_fig2,

@@ -11,7 +11,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 
 from figures import _style
-from plasticity.adalin_table import BENCHMARK_LABELS, VARIANT_LABELS, variant
+from plasticity.analysis.adalin_table import BENCHMARK_LABELS, VARIANT_LABELS, variant
 
 EXPERIMENTS = ["adalin_pmnist", "adalin_random_label_mnist"]
 SHOWN_LR = 0.001

@@ -17,8 +17,8 @@ def _data(args):
 
 
 def _train(args):
-    from plasticity.checkpoint import Terminated
-    from plasticity.train import run_job
+    from plasticity.engine.checkpoint import Terminated
+    from plasticity.engine.job import run_job
     try:
         run_job(json.loads(args.spec), args.out, mnist_path=args.mnist, checkpoint=args.checkpoint,
                 checkpoint_minutes=args.checkpoint_minutes, checkpoint_tasks=args.checkpoint_tasks)
@@ -44,7 +44,7 @@ def _at_least_or_off(kind, minimum):
 
 
 def _aggregate(args):
-    from plasticity.aggregate import aggregate_files
+    from plasticity.analysis.aggregate import aggregate_files
     aggregate_files(args.inputs, args.out)
 
 
@@ -55,16 +55,16 @@ def _figure(args):
 
 
 def _reproduce(args):
-    from plasticity.reproduction import write_reproduction
+    from plasticity.analysis.reproduction import write_reproduction
     write_reproduction(args.inputs, args.claims, args.out_csv, args.out_md, scale=args.scale)
 
 
 def _tables(args):
     if args.paper == "ngm2025":
-        from plasticity.tables import write_tables
+        from plasticity.analysis.ngm_tables import write_tables
         write_tables(args.inputs, args.claims, args.out_dir, scale=args.scale)
     else:
-        from plasticity.adalin_table import write_adalin_table
+        from plasticity.analysis.adalin_table import write_adalin_table
         write_adalin_table(args.inputs, args.out_dir, scale=args.scale)
 
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from plasticity.activations import build_activation
 from plasticity.activations.adalin import AdaLin
 from plasticity.config import ConfigError
-from plasticity.nets import SeedMLP, loss_and_output_grad, parameter_count, parameter_matched_width
+from plasticity.models.mlp import SeedMLP, loss_and_output_grad, parameter_count, parameter_matched_width
 
 
 def test_adalin_relu_is_a_per_neuron_prelu_forward_and_gradients():

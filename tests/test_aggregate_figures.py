@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from figures import FIGURES, draw_figure
-from plasticity.aggregate import aggregate, aggregate_files
+from plasticity.analysis.aggregate import aggregate, aggregate_files
 from plasticity.config import canonical_json, expand_runs, load_protocol, resolve_experiments
-from plasticity.reproduction import NOT_REPRODUCED, NOT_RUN, REPRODUCED, write_reproduction
+from plasticity.analysis.reproduction import NOT_REPRODUCED, NOT_RUN, REPRODUCED, write_reproduction
 
 QUICK = resolve_experiments(yaml.safe_load(open("config/config.yaml")), load_protocol("config/experiments.yaml"))
 PMNIST_METRICS = {"online_accuracy": [0], "weight_magnitude": [0], "dead_units_pct": [1, 2, 3],
@@ -302,7 +302,7 @@ def test_near_puts_the_paper_number_beside_ours(tmp_path):
 
 
 def test_stability_gap_tables(tmp_path):
-    from plasticity.tables import write_tables
+    from plasticity.analysis.ngm_tables import write_tables
     runs = tmp_path / "runs.parquet"
     synthetic_experiment("ngm_split_mnist").to_parquet(runs)
     write_tables([str(runs)], "config/claims.yaml", str(tmp_path), scale="quick")

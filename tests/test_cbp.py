@@ -9,7 +9,7 @@ from plasticity.config import ConfigError
 from plasticity.methods import build_learner
 from plasticity.methods.adam import ResettableAdam
 from plasticity.methods.cbp import ContinualBackprop
-from plasticity.nets import SeedMLP
+from plasticity.models.mlp import SeedMLP
 
 W_IN = [[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]]     # 3 hidden units, 2 inputs
 W_OUT = [[2.0, -4.0, 1.0]]                       # 1 output

@@ -18,14 +18,14 @@ import pytest
 import torch
 import yaml
 
-import plasticity.train
+import plasticity.engine.online
 from plasticity.benchmarks.bit_flipping import BitFlipping
 from plasticity.benchmarks.contexts import ContextBenchmark
 from plasticity.benchmarks.permuted_mnist import PermutedMnist
-from plasticity.checkpoint import Checkpoints, Terminated
+from plasticity.engine.checkpoint import Checkpoints, Terminated
 from plasticity.config import deep_merge, expand_runs, job_spec, load_protocol
 from plasticity.methods import METHODS
-from plasticity.train import train
+from plasticity.engine.job import train
 from workflow_helpers import copy_workflow, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,7 +118,7 @@ class Crash(Exception):
 
 
 # A function each protocol calls once per step: the online loop's loss, the joint loop's batch draw.
-ONCE_PER_STEP = {"online": (plasticity.train, "loss_and_output_grad"), "joint": (ContextBenchmark, "next_batch")}
+ONCE_PER_STEP = {"online": (plasticity.engine.online, "loss_and_output_grad"), "joint": (ContextBenchmark, "next_batch")}
 
 
 def at_call(monkeypatch, call: int, action, spec: dict) -> None:

@@ -8,8 +8,9 @@ import torch
 from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol, resolve_experiments
 from plasticity.methods import build_learner
 from plasticity.activations import ACTIVATIONS
-from plasticity.nets import SeedMLP, loss_and_output_grad
-from plasticity.train import plain_sgd_hyperparameters, train
+from plasticity.models.mlp import SeedMLP, loss_and_output_grad
+from plasticity.engine.job import train
+from plasticity.engine.online import plain_sgd_hyperparameters
 
 PROTOCOL = load_protocol("config/experiments.yaml")
 

@@ -1,9 +1,9 @@
-"""The CPU row kernels (plasticity.kernels) against autograd + torch.optim.SGD, and their tracked magnitudes."""
+"""The CPU row kernels (plasticity.models.kernels) against autograd + torch.optim.SGD, and their tracked magnitudes."""
 import pytest
 import torch
 
 from plasticity.methods import build_learner
-from plasticity.nets import SeedMLP, loss_and_output_grad
+from plasticity.models.mlp import SeedMLP, loss_and_output_grad
 
 
 def sparse_inputs(steps, seeds, features, generator):

@@ -9,7 +9,7 @@ from plasticity.config import ConfigError
 from plasticity.methods import build_learner
 from plasticity.methods.l2_init import L2Init
 from plasticity.methods.redo import DormantUnitRecycler, unit_scores
-from plasticity.nets import SeedMLP, kaiming_uniform_bound, loss_and_output_grad
+from plasticity.models.mlp import SeedMLP, kaiming_uniform_bound, loss_and_output_grad
 from plasticity.seeding import generators
 
 # --- L2 Init ---------------------------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def test_feature_width_other_than_the_layer_is_an_error():
 
 
 def train_steps(model, learner, inputs, targets):
-    """Train as plasticity.train does; the masks of the last step's check."""
+    """Train as plasticity.engine.online does; the masks of the last step's check."""
     with torch.no_grad():
         for x, y in zip(inputs, targets):
             _, output_grad = loss_and_output_grad(model(x), y, "mse")

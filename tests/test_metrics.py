@@ -5,17 +5,16 @@ import pandas as pd
 import pytest
 import torch
 
-from plasticity.metrics import (
+from plasticity.engine.probes import (
     approximate_rank,
-    bin_means,
     dead_unit_percent,
     effective_rank,
-    mean_and_sem,
     singular_values,
     stable_rank_cumulative,
     stable_rank_norm_ratio,
     weight_magnitude,
 )
+from plasticity.analysis.aggregate import mean_and_sem
 
 
 def ranks(matrix):
@@ -83,14 +82,6 @@ def test_weight_magnitude_is_total_abs_over_total_count():
     w2 = torch.tensor([[0.5, -0.5, 1.0]])  # |w| sum 2 over 3 entries
     got = weight_magnitude([torch.stack([w1, 2 * w1]), torch.stack([w2, 2 * w2])])
     assert got.tolist() == pytest.approx([12 / 7, 24 / 7])
-
-
-def test_bin_means():
-    values = torch.arange(12.0).reshape(2, 6)
-    assert bin_means(values, 2).tolist() == [[0.5, 2.5, 4.5], [6.5, 8.5, 10.5]]
-    assert bin_means(values, 3).tolist() == [[1.0, 4.0], [7.0, 10.0]]
-    with pytest.raises(ValueError, match=r"6.*4"):
-        bin_means(values, 4)
 
 
 def test_mean_and_sem():

@@ -9,13 +9,15 @@ import torch
 
 from plasticity import stability_gap as sg
 from plasticity.benchmarks import build_benchmark
-from plasticity.benchmarks.contexts import BLACK, ContinualEvaluator, rotation_map
+from plasticity.benchmarks.contexts import BLACK, rotation_map
+from plasticity.engine.evaluation import ContinualEvaluator
 from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol
-from plasticity.gain import FillShiftedInputs, GainMLP
+from plasticity.models.gain_mlp import GainMLP
+from plasticity.models.kernels import FillShiftedInputs
 from plasticity.methods import build_learner
 from plasticity.methods.ngm_sgd import NGMSGD, prediction_entropy
-from plasticity.nets import SeedMLP
-from plasticity.train import train
+from plasticity.models.mlp import SeedMLP
+from plasticity.engine.job import train
 
 PROTOCOL = load_protocol("config/experiments.yaml")
 
@@ -293,7 +295,7 @@ def test_joint_seed_results_do_not_depend_on_the_block(experiment, run, mnist_fi
 
 def test_joint_output_schema_and_evaluated_tasks(mnist_file):
     exp = small_joint("ngm_split_mnist", evaluation={"tasks": "seen"})
-    with torch.no_grad():                     # as plasticity.train runs; the joint loop turns autograd back on
+    with torch.no_grad():                     # as plasticity.engine.online runs; the joint loop turns autograd back on
         frame = train(job_spec("ngm_split_mnist", exp, "ngm_sgd", [0, 1], "cpu"), mnist_file, progress=False)
     assert set(frame.x_unit) == {"iterations"} and set(frame.paper) == {"ngm2025"}
     accuracy = frame[frame.metric == "task_accuracy"]
@@ -320,7 +322,7 @@ def test_joint_bad_input_is_a_clear_error(mnist_file):
 
 
 def test_joint_record_state_round_trips():
-    from plasticity.joint import JointRecord
+    from plasticity.engine.joint import JointRecord
     record = JointRecord(num_seeds=2, contexts=3, layers=3, total=6)
     record.curves["task_accuracy"][:, 0, :3] = 0.5
     record.evaluated_from = [0, 4]

@@ -1,7 +1,7 @@
 """Concatenated ReLU, CReLU (Shang et al. 2016; a plasticity baseline of Abbas et al. 2023 and the AdaLin paper):
 [ReLU(x), ReLU(−x)] along the feature dimension, so a unit is never without gradient on both sides. It doubles
 the features a layer passes on; the engine's networks shrink the hidden width so that the parameter count
-matches the plain network's (`plasticity.nets.parameter_matched_width`)."""
+matches the plain network's (`plasticity.models.mlp.parameter_matched_width`)."""
 from __future__ import annotations
 
 import torch

@@ -38,6 +38,11 @@ class Benchmark:
     chunk: int = 10_000
     stream_attributes: tuple[str, ...] = ()   # attributes `_generate` changes, besides the generators self.gens
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example's input, which the model is built for (vision benchmarks: (C, H, W))."""
+        return (self.in_features,)
+
     def __init__(self, seeds: list[int], device: torch.device):
         self.seeds, self.device = seeds, device
         self.gens = generators(seeds, "data")

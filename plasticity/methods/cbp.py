@@ -22,7 +22,7 @@ from torch import nn
 from plasticity.config import ConfigError
 from plasticity.methods import Learner, register
 from plasticity.methods.adam import ResettableAdam
-from plasticity.nets import kaiming_uniform_bound
+from plasticity.models.mlp import kaiming_uniform_bound
 from plasticity.seeding import ChunkedStream, generators
 
 UTILITY_TYPES = ("contribution", "adaptation", "zero_contribution", "adaptable_contribution")

@@ -1,6 +1,6 @@
 """NGM-SGD: noradrenergic gain modulation (Rodriguez-Garcia, Ghosh & Ramaswamy 2025), and its G0-SGD ablation.
 
-Every neuron of a gain-modulated network (`plasticity.gain.GainMLP`) has a gain g, W_eff = g ⊙ W. Once per
+Every neuron of a gain-modulated network (`plasticity.models.gain_mlp.GainMLP`) has a gain g, W_eff = g ⊙ W. Once per
 training iteration, before the forward pass,
 
     g ← γ·g + (1 − γ)·g₀ + η·H
@@ -43,7 +43,7 @@ class NGMSGD(torch.optim.Optimizer):
 
     def __init__(self, params, model: torch.nn.Module, lr: float, eta: float, gamma: float = 0.9, g0: float = 1.0):
         if not hasattr(model, "gains"):
-            raise ConfigError(f"NGM-SGD needs a gain-modulated network (plasticity.gain.GainMLP, the joint "
+            raise ConfigError(f"NGM-SGD needs a gain-modulated network (plasticity.models.gain_mlp.GainMLP, the joint "
                               f"protocol's model); got {type(model).__name__}")
         if lr <= 0 or not 0 <= gamma <= 1:
             raise ConfigError(f"NGM-SGD: lr must be > 0 and gamma in [0, 1]; got lr={lr}, gamma={gamma}")

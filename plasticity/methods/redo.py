@@ -25,7 +25,7 @@ import torch
 
 from plasticity.methods import Learner, register
 from plasticity.methods.optimizers import make_optimizer
-from plasticity.nets import kaiming_uniform_bound
+from plasticity.models.mlp import kaiming_uniform_bound
 from plasticity.seeding import generators
 
 SCORE_EPSILON = 1e-9

@@ -28,7 +28,7 @@ from plasticity.config import (
 from plasticity.activations import ACTIVATIONS, check_activation
 from plasticity.benchmarks import BENCHMARKS, check_benchmark_arguments
 from plasticity.methods import METHODS, check_hyperparameters
-from plasticity import joint
+from plasticity.engine import joint
 from figures import FIGURES
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from plasticity import stability_gap
-from plasticity.aggregate import read_parquets
+from plasticity.analysis.aggregate import read_parquets
 from plasticity.io import write_atomically
-from plasticity.reproduction import load_claims
+from plasticity.analysis.reproduction import load_claims
 
 METHOD_LABELS = {"ngm_sgd": "NGM-SGD", "g0_sgd": "G0-SGD", "sgd": "SGD", "msgd": "MSGD", "adam": "Adam",
                  "bp": "BP", "cbp": "CBP", "l2": "L2", "shrink_perturb": "Shrink & Perturb"}

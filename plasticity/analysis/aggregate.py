@@ -6,13 +6,26 @@ mean and sem and counted in `n_diverged`, so a figure can say how many seeds a c
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from plasticity.io import write_atomically
-from plasticity.metrics import mean_and_sem
+
+def mean_and_sem(df: pd.DataFrame, by: str | Sequence[str], value: str = "value") -> pd.DataFrame:
+    """Across-seed aggregate of a tidy long frame: one row per `by` group with mean, sem, n, n_diverged.
+
+    NaN values (seeds that diverged) are left out of mean, sem and n and counted in n_diverged instead;
+    sem = std(ddof=1) / sqrt(n), NaN when n < 2.
+    """
+    keys = [by] if isinstance(by, str) else list(by)
+    out = df.groupby(keys, dropna=False)[value].agg(mean="mean", std="std", n="count", size="size")
+    out["sem"] = out["std"] / np.sqrt(out["n"])
+    out["n_diverged"] = out["size"] - out["n"]
+    return out[["mean", "sem", "n", "n_diverged"]].reset_index()
+
 
 GROUP_KEYS = ["paper", "experiment", "run", "method", "hparams", "x", "x_unit", "metric", "layer"]
 

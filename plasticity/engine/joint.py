@@ -16,7 +16,7 @@ of that iteration's forward pass), `train_loss`, `train_accuracy` and `entropy` 
 the metrics of `plasticity.stability_gap` (`stability_gap` with layer = k for the transition k → k+1);
 `eval_samples` (layer = task) records the evaluation set's size.
 
-Checkpoints as for every training job (plasticity.checkpoint, through plasticity.train.TrainingState): a step is
+Checkpoints as for every training job (plasticity.engine.checkpoint, through plasticity.engine.common.TrainingState): a step is
 an iteration, a task a context.
 """
 from __future__ import annotations
@@ -29,13 +29,13 @@ from tqdm import tqdm
 
 from plasticity import stability_gap
 from plasticity.benchmarks import BENCHMARKS, build_benchmark
-from plasticity.benchmarks.contexts import ContinualEvaluator
-from plasticity.checkpoint import Checkpoints
+from plasticity.engine.evaluation import ContinualEvaluator
+from plasticity.engine.checkpoint import Checkpoints
 from plasticity.config import ConfigError
-from plasticity.gain import GainMLP
+from plasticity.models import build_model
 from plasticity.methods import build_learner
 from plasticity.methods.ngm_sgd import prediction_entropy
-from plasticity.train import Recorder, TrainingState, resolve_device
+from plasticity.engine.common import Recorder, TrainingState, resolve_device
 
 
 # Which tasks are evaluated after every iteration: "seen", every task from the start of its context; "ended",
@@ -97,17 +97,11 @@ class JointRecord:
                     recorder.add(total, name, values[:, transition], layer=transition + 1)
 
 
-def build_model(spec: dict, benchmark, seeds: list[int]) -> GainMLP:
-    model_spec = spec["model"]
-    return GainMLP(benchmark.in_features, benchmark.out_features, model_spec["width"], model_spec["depth"],
-                   model_spec["activation"], seeds, **(model_spec.get("init") or {}))
-
-
-@torch.enable_grad()     # plasticity.train.train, which dispatches here, runs without autograd
+@torch.enable_grad()     # plasticity.engine.job.train, which dispatches here, runs without autograd
 def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True,
                 checkpoints: Checkpoints | None = None):
     """Train the joint-protocol job `spec` and return its tidy results, with the checkpoints of
-    plasticity.train.train: a step is a training iteration, a task a context, and the examples a checkpoint
+    plasticity.engine.job.train: a step is a training iteration, a task a context, and the examples a checkpoint
     reports are the training examples drawn so far (iterations × batch size)."""
     seeds, batch_size = spec["seeds"], spec["batch_size"]
     per_context = spec["iterations_per_context"]
@@ -123,7 +117,7 @@ def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True
     device = resolve_device(spec["device"])
     torch.set_flush_denormal(True)
     benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
-    model = build_model(spec, benchmark, seeds).to(device)
+    model = build_model(spec["model"], benchmark.input_shape, benchmark.out_features, seeds, "joint").to(device)
     learner = build_learner(spec["method"], model, seeds, spec["hparams"])
     evaluator = ContinualEvaluator(benchmark, spec["evaluation"]["samples_per_task"])
 

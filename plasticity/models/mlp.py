@@ -6,7 +6,7 @@ differentiable PyTorch, so autograd works; `backward_from_output_grad` is a hand
 training hot path (no graph, gradients written into preallocated `.grad` buffers), checked against autograd in the
 tests.
 
-On CPU, `row_kernels=True` runs training steps through `plasticity.kernels` (numba): the forward pass and the
+On CPU, `row_kernels=True` runs training steps through `plasticity.models.kernels` (numba): the forward pass and the
 fused backward + SGD read only the weight rows of nonzero inputs, and keep CBP's weight magnitudes up to date in
 the same pass; their weights are then stored input-major (the parameter is a transposed view).
 """
@@ -20,15 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity import kernels
 from plasticity.activations import build_activation
+from plasticity.models import kernels, register
+from plasticity.models.layers import SeedLinear, kaiming_uniform_bound
+from plasticity.models.units import UnitLayer, uniform_init
 from plasticity.seeding import generators
-
-def kaiming_uniform_bound(activation_name: str, fan_in: int) -> float:
-    """Bound b of U(-b, b) = torch's kaiming_uniform_ for the layer feeding this activation (the reference's init;
-    swish, elu and gelu use ReLU's gain, as the reference does for the first two)."""
-    gain = nn.init.calculate_gain(build_activation(activation_name, 1).init_gain)
-    return gain * math.sqrt(3.0 / fan_in)
 
 
 def parameter_count(in_features: int, out_features: int, width: int, depth: int, expansion: int = 1) -> int:
@@ -46,23 +42,6 @@ def parameter_matched_width(in_features: int, out_features: int, width: int, dep
                key=lambda units: abs(parameter_count(in_features, out_features, units, depth, expansion) - target))
 
 
-class SeedLinear(nn.Module):
-    """`nn.Linear` for S seeds: weight (S, out, in), bias (S, out); input (S, B, in) -> (S, B, out).
-    input_major: the weight's memory is (S, in, out) contiguous, as `plasticity.kernels` reads it; otherwise
-    (S, out, in) as torch's, which elementwise optimizers step about twice as fast (fused Adam: 1.0 vs 2.3 ms a step
-    for five 784-100-100-10 nets)."""
-
-    def __init__(self, in_features: int, out_features: int, num_seeds: int, input_major: bool = False):
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.zeros(num_seeds, in_features, out_features).transpose(1, 2) if input_major
-                                   else torch.zeros(num_seeds, out_features, in_features))
-        self.bias = nn.Parameter(torch.zeros(num_seeds, out_features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
-
-
 class SeedMLP(nn.Module):
     """`depth` hidden layers of `width` units with one activation (by name, `plasticity.activations`; each hidden
     layer has its own module, holding its parameters, if any, per seed), Kaiming-uniform weights and zero biases
@@ -70,7 +49,7 @@ class SeedMLP(nn.Module):
     more features than it has units (CReLU) gets the parameter-matched width instead of `width`.
 
     row_kernels: run batch-1 forward passes without autograd, and the fused SGD steps that follow them, through
-    the CPU kernels of `plasticity.kernels` (online learning's case; larger batches, e.g. the probes, are
+    the CPU kernels of `plasticity.models.kernels` (online learning's case; larger batches, e.g. the probes, are
     BLAS's). The caller decides: results differ from the BLAS path in the last bits."""
 
 
@@ -90,14 +69,8 @@ class SeedMLP(nn.Module):
         units = [width] * depth + [out_features]
         self.layers = nn.ModuleList(SeedLinear(a, b, len(seeds), input_major=self.row_kernels)
                                     for a, b in zip(fan_ins, units))
-        gens = generators(seeds, "init")
-        with torch.no_grad():
-            for index, layer in enumerate(self.layers):
-                hidden = index < depth
-                bound = kaiming_uniform_bound(activation_name if hidden else "linear", layer.in_features)
-                layer.weight.copy_(torch.stack([
-                    torch.empty(layer.out_features, layer.in_features).uniform_(-bound, bound, generator=g)
-                    for g in gens]))
+        self.seeds = list(seeds)
+        self.reset_parameters()
         # Plain lists of the parameters: nn.Module attribute lookup costs more than a small batched matmul.
         # (`.to(device)` swaps the parameters' data in place, so these stay valid.)
         self._weights = [layer.weight for layer in self.layers]
@@ -116,9 +89,39 @@ class SeedMLP(nn.Module):
         self._loaded_magnitudes: dict | None = None
         self.register_load_state_dict_post_hook(SeedMLP._restore_magnitudes)
 
+    def _bound(self, index: int) -> float:
+        hidden = index < len(self.activations)
+        return kaiming_uniform_bound(self.activation_name if hidden else "linear", self.layers[index].in_features)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Kaiming-uniform weights (the activation's gain; linear for the output layer) from each seed's "init"
+        stream, zero biases."""
+        gens = generators(self.seeds, "init")
+        for index, layer in enumerate(self.layers):
+            bound = self._bound(index)
+            layer.weight.copy_(torch.stack([
+                torch.empty(layer.out_features, layer.in_features).uniform_(-bound, bound, generator=g)
+                for g in gens]))
+            layer.bias.zero_()
+
     @property
     def num_seeds(self) -> int:
         return self.layers[0].weight.shape[0]
+
+    @property
+    def head(self) -> SeedLinear:
+        return self.layers[-1]
+
+    @property
+    def features(self) -> list[torch.Tensor]:
+        return self.hidden
+
+    def unit_layers(self) -> list[UnitLayer]:
+        """Every hidden layer's neurons, redrawn from the layer's Kaiming-uniform init."""
+        return [UnitLayer(self.layers[index], self.layers[index + 1],
+                          uniform_init(self._bound(index), (self.layers[index].in_features,)))
+                for index in range(len(self.activations))]
 
     def _uses_kernels(self, x: torch.Tensor) -> bool:
         return (self.row_kernels and not torch.is_grad_enabled() and x.device.type == "cpu"
@@ -289,3 +292,10 @@ def loss_and_output_grad(output: torch.Tensor, target: torch.Tensor, loss: str):
         grad.scatter_add_(-1, target.unsqueeze(-1), torch.full_like(grad[..., :1], -1.0))
         return per_seed, grad / batch
     raise ValueError(f"unknown loss {loss!r}; valid: {list(LOSSES)}")
+
+
+@register("mlp")
+def build(input_shape: tuple[int, ...], out_features: int, seeds: list[int], width: int, depth: int,
+          activation: str, row_kernels: bool = False) -> SeedMLP:
+    """Loss-of-plasticity MLP: `depth` hidden layers of `width` units, Kaiming-uniform weights, zero biases."""
+    return SeedMLP(math.prod(input_shape), out_features, width, depth, activation, seeds, row_kernels=row_kernels)

@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from plasticity.aggregate import read_parquets
+from plasticity.analysis.aggregate import read_parquets
 from plasticity.io import write_atomically
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run at this scale"

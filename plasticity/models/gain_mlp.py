@@ -5,57 +5,28 @@ effective weights, W_eff = g ⊙ W. The gain is a buffer, not a parameter: it is
 saved with the model's state_dict, and only an optimizer that drives it (NGM-SGD, `plasticity/methods/ngm_sgd.py`)
 changes it. With g = 1 (every other method) the network is an ordinary MLP.
 
-Weights carry a leading seed dimension (S, out, in), gains are (S, out), as in `plasticity.nets.SeedMLP`, so one
+Weights carry a leading seed dimension (S, out, in), gains are (S, out), as in `plasticity.models.mlp.SeedMLP`, so one
 job trains a block of seeds with batched matmuls. The paper's MLP: ReLU, weights N(0, 0.01²) in the hidden layers
 and N(0, 0.05²) in the output layer, biases zero and frozen (the reference trains them with learning rate 0: "no
 biases in effect"; here they do not require grad, so no optimizer moves them).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from plasticity import kernels
+from plasticity.models.kernels import FillShiftedInputs
 from plasticity.activations import build_activation
 from plasticity.config import ConfigError
+from plasticity.models import register
+from plasticity.models.units import UnitLayer, normal_init
 from plasticity.seeding import generators
 
 
 # In-place versions of pointwise activations (plasticity.activations.POINTWISE), bit for bit the same numbers.
 IN_PLACE_ACTIVATIONS = {"relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_}
-
-
-class FillShiftedInputs:
-    """First-layer inputs x (S, N, in) most of whose entries equal one value `fill` (black MNIST pixels after
-    standardisation), for a layer's product without autograd on the CPU.
-
-    They are kept as x − fill, exactly zero at those entries, and x Wᵀ = (x − fill) Wᵀ + fill · Σ_i W[:, :, i] reads
-    only the weight rows of the other entries (`plasticity.kernels.linear_forward`, the online protocol's kernel):
-    for the ~19% non-black pixels of MNIST about twice as fast as the dense product, which the joint protocol's
-    evaluation of thousands of test images after every iteration is bound by. The same numbers but for float
-    rounding (another order of summation); each seed's are computed on their own, in a fixed order.
-    """
-
-    def __init__(self, x: torch.Tensor, fill: float):
-        if x.device.type != "cpu":
-            raise ValueError("FillShiftedInputs runs on the CPU kernels; keep inputs on other devices dense")
-        self.fill = fill
-        self.shifted = (x - fill).contiguous()
-
-    @property
-    def density(self) -> float:
-        """The fraction of entries that differ from `fill`: the share of the dense product's work left."""
-        return (self.shifted != 0).float().mean().item()
-
-    def product(self, weight: torch.Tensor) -> torch.Tensor:
-        """x Wᵀ for weight (S, out, in): (S, N, out)."""
-        weight = weight.detach()
-        seeds, batch, _ = self.shifted.shape
-        out = self.shifted.new_empty(seeds, batch, weight.shape[1])
-        offset = weight.sum(2).mul_(self.fill)
-        kernels.linear_forward(weight.transpose(1, 2).contiguous().numpy(), offset.numpy(), self.shifted.numpy(),
-                               out.numpy())
-        return out
 
 
 class GainLinear(nn.Module):
@@ -90,19 +61,38 @@ class GainMLP(nn.Module):
                               "network needs one output per unit")
         sizes = [in_features] + [width] * depth + [out_features]
         self.layers = nn.ModuleList(GainLinear(a, b, len(seeds)) for a, b in zip(sizes[:-1], sizes[1:]))
-        with torch.no_grad():
-            for index, layer in enumerate(self.layers):
-                std = hidden_std if index < depth else output_std
-                layer.weight.copy_(torch.stack([torch.randn(layer.out_features, layer.in_features, generator=g)
-                                                for g in generators(seeds, f"init:{index}")]) * std)
+        self.seeds, self.stds = list(seeds), [hidden_std] * depth + [output_std]
+        self.reset_parameters()
         activation_gens = generators(seeds, "activation")
         self.activations = nn.ModuleList(build_activation(activation_name, width, activation_gens)
                                          for _ in range(depth))
         self.hidden: list[torch.Tensor] = []
 
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Weights N(0, std²) of each layer from each seed's own "init:<layer>" stream; biases and gains stay."""
+        for index, (layer, std) in enumerate(zip(self.layers, self.stds)):
+            layer.weight.copy_(torch.stack([torch.randn(layer.out_features, layer.in_features, generator=g)
+                                            for g in generators(self.seeds, f"init:{index}")]) * std)
+
     @property
     def num_seeds(self) -> int:
         return self.layers[0].weight.shape[0]
+
+    @property
+    def head(self) -> GainLinear:
+        return self.layers[-1]
+
+    @property
+    def features(self) -> list[torch.Tensor]:
+        return self.hidden
+
+    def unit_layers(self) -> list[UnitLayer]:
+        """Every hidden layer's neurons, redrawn from N(0, hidden_std²) like the layer's initial weights (their
+        biases are frozen at zero, so methods leave them)."""
+        return [UnitLayer(self.layers[index], self.layers[index + 1],
+                          normal_init(self.stds[index], (self.layers[index].in_features,)))
+                for index in range(len(self.activations))]
 
     def gains(self) -> list[torch.Tensor]:
         """The gain buffers, one (S, units) tensor per layer (input side first)."""
@@ -122,3 +112,11 @@ class GainMLP(nn.Module):
                 x = in_place(x) if in_place else self.activations[index](x)
                 self.hidden.append(x)
         return x
+
+
+@register("gain_mlp")
+def build(input_shape: tuple[int, ...], out_features: int, seeds: list[int], width: int, depth: int,
+          activation: str, init: dict | None = None) -> GainMLP:
+    """Stability-gap MLP: a gain on every neuron, weights N(0, 0.01²) hidden and N(0, 0.05²) output, zero frozen
+    biases."""
+    return GainMLP(math.prod(input_shape), out_features, width, depth, activation, seeds, **(init or {}))

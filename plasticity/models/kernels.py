@@ -19,6 +19,7 @@ depend on the CPU's vector width.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numba import njit
 
 # Reassociation lets the dot products vectorise; no-NaN/no-inf flags are excluded because diverging seeds
@@ -139,3 +140,36 @@ def linear_backward_sgd(weight_t, bias, x, delta, lr, need_grad, grad_in, row_ab
                 grad_in[s, 0, i] = total
         if track:
             col_abs_sum[s] += col_change
+
+
+class FillShiftedInputs:
+    """First-layer inputs x (S, N, in) most of whose entries equal one value `fill` (black MNIST pixels after
+    standardisation), for a layer's product without autograd on the CPU.
+
+    They are kept as x − fill, exactly zero at those entries, and x Wᵀ = (x − fill) Wᵀ + fill · Σ_i W[:, :, i] reads
+    only the weight rows of the other entries (`linear_forward`, the online protocol's kernel):
+    for the ~19% non-black pixels of MNIST about twice as fast as the dense product, which the joint protocol's
+    evaluation of thousands of test images after every iteration is bound by. The same numbers but for float
+    rounding (another order of summation); each seed's are computed on their own, in a fixed order.
+    """
+
+    def __init__(self, x: torch.Tensor, fill: float):
+        if x.device.type != "cpu":
+            raise ValueError("FillShiftedInputs runs on the CPU kernels; keep inputs on other devices dense")
+        self.fill = fill
+        self.shifted = (x - fill).contiguous()
+
+    @property
+    def density(self) -> float:
+        """The fraction of entries that differ from `fill`: the share of the dense product's work left."""
+        return (self.shifted != 0).float().mean().item()
+
+    def product(self, weight: torch.Tensor) -> torch.Tensor:
+        """x Wᵀ for weight (S, out, in): (S, N, out)."""
+        weight = weight.detach()
+        seeds, batch, _ = self.shifted.shape
+        out = self.shifted.new_empty(seeds, batch, weight.shape[1])
+        offset = weight.sum(2).mul_(self.fill)
+        linear_forward(weight.transpose(1, 2).contiguous().numpy(), offset.numpy(), self.shifted.numpy(),
+                               out.numpy())
+        return out

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-import pandas as pd
 import torch
 
 
@@ -84,27 +82,3 @@ def weight_magnitude(weights: Sequence[torch.Tensor]) -> torch.Tensor:
     total = sum(w.detach().abs().flatten(1).double().sum(-1) for w in weights)
     count = sum(w[0].numel() for w in weights)
     return total / count
-
-
-def bin_means(values: torch.Tensor, bin_size: int) -> torch.Tensor:
-    """Means of consecutive bins of `bin_size` steps: (S, T) -> (S, T // bin_size), as the papers plot online error.
-
-    T must be a multiple of bin_size, so that no bin silently averages fewer steps than the others.
-    """
-    steps = values.shape[-1]
-    if bin_size <= 0 or steps % bin_size:
-        raise ValueError(f"{steps} steps cannot be split into bins of {bin_size}")
-    return values.unflatten(-1, (steps // bin_size, bin_size)).mean(-1)
-
-
-def mean_and_sem(df: pd.DataFrame, by: str | Sequence[str], value: str = "value") -> pd.DataFrame:
-    """Across-seed aggregate of a tidy long frame: one row per `by` group with mean, sem, n, n_diverged.
-
-    NaN values (seeds that diverged) are left out of mean, sem and n and counted in n_diverged instead;
-    sem = std(ddof=1) / sqrt(n), NaN when n < 2.
-    """
-    keys = [by] if isinstance(by, str) else list(by)
-    out = df.groupby(keys, dropna=False)[value].agg(mean="mean", std="std", n="count", size="size")
-    out["sem"] = out["std"] / np.sqrt(out["n"])
-    out["n_diverged"] = out["size"] - out["n"]
-    return out[["mean", "sem", "n", "n_diverged"]].reset_index()

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plasticity.aggregate import read_parquets
-from plasticity.tables import write_table
+from plasticity.analysis.aggregate import read_parquets
+from plasticity.analysis.ngm_tables import write_table
 
 VARIANT_LABELS = {"relu": "ReLU", "tanh": "Tanh", "gelu": "GELU", "adalin_relu": "AdaLin-ReLU",
                   "adalin_tanh": "AdaLin-Tanh", "adalin_gelu": "AdaLin-GELU",

@@ -1,0 +1,75 @@
+"""One training job: one run (method × hyperparameters) on one block of seeds, trained together under its
+experiment's protocol. Output: a tidy long-format parquet and a provenance JSON, both written atomically, so a
+killed job never leaves a result that looks complete; meanwhile the job saves checkpoints
+(plasticity.engine.checkpoint), from which a rerun resumes."""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from plasticity.config import ConfigError
+from plasticity.engine.checkpoint import Checkpoints
+from plasticity.engine.common import resolve_device
+from plasticity.engine.joint import train_joint
+from plasticity.engine.online import train_online
+from plasticity.io import write_atomically
+
+# Training protocols by name (an experiment's `protocol`, default online).
+PROTOCOLS = {"online": train_online, "joint": train_joint}
+
+
+def train(spec: dict, mnist_path: str | None = None, progress: bool = True,
+          checkpoints: Checkpoints | None = None) -> pd.DataFrame:
+    """Train the job `spec` under its protocol and return its tidy results; with `checkpoints`, resume from a
+    matching checkpoint, save as it says, and on SIGTERM save and raise Terminated at the next step boundary (a
+    step is an iteration of the protocol's loop)."""
+    protocol = spec.get("protocol", "online")
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(sorted(PROTOCOLS))}")
+    return PROTOCOLS[protocol](spec, mnist_path, progress, checkpoints or Checkpoints())
+
+def _code_version() -> str:
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        from plasticity import __version__
+        return __version__
+
+
+def provenance(spec: dict, device: torch.device, wall_seconds: float, mnist_path: str | None,
+               resumed_at: list[int]) -> dict:
+    """Where and how the job ran; `resumed_at`: the examples seen at each resume from a checkpoint (then
+    `wall_seconds` counts the last attempt only)."""
+    data_source = None
+    if mnist_path and Path(f"{mnist_path}.source.json").exists():
+        data_source = json.loads(Path(f"{mnist_path}.source.json").read_text())
+    return {"spec": spec, "code_version": _code_version(), "python": platform.python_version(),
+            "packages": {"torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__},
+            "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+            else platform.processor() or platform.machine(), "host": platform.node(),
+            "wall_seconds": round(wall_seconds, 3), "resumed_at_examples": resumed_at, "data_source": data_source}
+
+
+def run_job(spec: dict, out: str, mnist_path: str | None = None, checkpoint: str | None = None,
+            checkpoint_minutes: float | None = 10.0, checkpoint_tasks: int | None = None) -> None:
+    """Train and write `out` (.parquet) and its provenance (.json), saving checkpoints to `checkpoint` (default:
+    `out` with suffix .ckpt; see plasticity.engine.checkpoint): a rerun after a kill resumes from it, and it is deleted
+    once the results are written."""
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoints = Checkpoints(checkpoint or out_path.with_suffix(".ckpt"), checkpoint_minutes, checkpoint_tasks)
+    start = time.perf_counter()
+    frame = train(spec, mnist_path, checkpoints=checkpoints)
+    info = provenance(spec, resolve_device(spec["device"]), time.perf_counter() - start, mnist_path,
+                      checkpoints.resumed_at)
+    write_atomically(out_path.with_suffix(".json"), lambda p: Path(p).write_text(json.dumps(info, indent=2)))
+    write_atomically(out_path, lambda p: frame.to_parquet(p, index=False))
+    checkpoints.remove()

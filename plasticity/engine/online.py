@@ -1,0 +1,129 @@
+"""The online protocol of the loss-of-plasticity benchmarks: every example is seen once; the online metric
+(squared error or accuracy, measured on the batch *before* the update) is averaged in bins of `bin_size`
+examples; at each task start the hidden representation of the task's first `probe.size` examples is probed
+(dead units, ranks, weight magnitude)."""
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from plasticity.benchmarks import build_benchmark
+from plasticity.config import ConfigError
+from plasticity.engine import probes as metrics
+from plasticity.engine.checkpoint import Checkpoints
+from plasticity.engine.common import Recorder, TrainingState, resolve_device
+from plasticity.methods import build_learner
+from plasticity.models import build_model
+from plasticity.models.mlp import loss_and_output_grad
+
+ONLINE_METRIC = {"mse": "squared_error", "cross_entropy": "online_accuracy"}
+RANKS = {"effective_rank": metrics.effective_rank, "stable_rank": metrics.stable_rank_cumulative,
+         "stable_rank_norm": metrics.stable_rank_norm_ratio, "approximate_rank": metrics.approximate_rank}
+
+
+def plain_sgd_hyperparameters(optimizer: torch.optim.Optimizer) -> tuple[float, float] | None:
+    """(lr, weight_decay) if `optimizer` is exactly torch.optim.SGD without momentum, whose step the engine then
+    fuses with the backward pass (`SeedMLP.sgd_step_from_output_grad`); None for any other optimizer."""
+    if type(optimizer) is not torch.optim.SGD or len(optimizer.param_groups) != 1:
+        return None
+    group = optimizer.param_groups[0]
+    if group["momentum"] or group["nesterov"] or group["maximize"]:
+        return None
+    return group["lr"], group["weight_decay"]
+
+
+@torch.no_grad()
+def probe(model: torch.nn.Module, inputs: torch.Tensor, recorder: Recorder, x: int) -> None:
+    """Plasticity correlates of the current network on a fixed probe batch (S, n, in)."""
+    model(inputs)
+    for layer, hidden in enumerate(model.hidden, start=1):
+        recorder.add(x, "dead_units_pct", metrics.dead_unit_percent(hidden), layer)
+        singular = metrics.singular_values(hidden)
+        for name, rank in RANKS.items():
+            recorder.add(x, name, rank(singular), layer)
+    recorder.add(x, "weight_magnitude", metrics.weight_magnitude([layer.weight for layer in model.layers]))
+    for layer, activation in enumerate(model.activations, start=1):
+        for name, value in activation.probe_metrics().items():     # e.g. AdaLin's α distribution
+            recorder.add(x, name, value, layer)
+
+
+@torch.no_grad()
+def train_online(spec: dict, mnist_path: str | None = None, progress: bool = True,
+                 checkpoints: Checkpoints | None = None) -> pd.DataFrame:
+    """Train the online-protocol job `spec` (see docs/architecture.md) and return its tidy results.
+
+    With `checkpoints`, resume from its checkpoint if one matches, save the state as it says, and on SIGTERM save
+    and raise Terminated at the next step boundary."""
+    checkpoints = checkpoints or Checkpoints()
+    seeds, batch_size, bin_size = spec["seeds"], spec["batch_size"], spec["bin_size"]
+    if bin_size % batch_size or spec["examples"] % bin_size:
+        raise ConfigError(f"bin_size {bin_size} must be a multiple of batch_size {batch_size} and divide "
+                          f"examples {spec['examples']}")
+    device = resolve_device(spec["device"])
+    # Confident softmax outputs leave subnormal floats in the gradients, which make CPU arithmetic ~50x slower;
+    # flushing them to zero changes values below 1.2e-38 only (GPUs flush them in most kernels too).
+    torch.set_flush_denormal(True)
+    benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
+    # The MLP's CPU kernels serve every CPU run at batch 1 (whatever its number of seeds, so a seed's numbers never
+    # depend on the size of its block); larger batches are BLAS's.
+    model = build_model(spec["model"], benchmark.input_shape, benchmark.out_features, seeds, "online",
+                        row_kernels=device.type == "cpu" and batch_size == 1).to(device)
+    learner = build_learner(spec["method"], model, seeds, spec["hparams"])
+    fused_sgd = plain_sgd_hyperparameters(learner.optimizer)
+    recorder = Recorder(seeds)
+    online_metric = ONLINE_METRIC[spec["loss"]]
+    task_length = benchmark.examples_per_task if spec.get("probe") else None
+    bin_total = torch.zeros(len(seeds), device=device)
+    diverged_at = torch.full((len(seeds),), -1, dtype=torch.long)
+    state = TrainingState(model, learner, benchmark, recorder=recorder, bin_total=bin_total,
+                          diverged_at=diverged_at)
+
+    first_step = 0
+    saved = checkpoints.resume(spec)
+    if saved is not None:
+        state.load_state_dict(saved["state"])
+        first_step = saved["step"]
+    steps_per_task = benchmark.examples_per_task // batch_size if benchmark.examples_per_task else None
+    checkpoints.start(first_step, steps_per_task)
+
+    steps = spec["examples"] // batch_size
+    binned = first_step * batch_size // bin_size * bin_size
+    with checkpoints.stopping_on_sigterm(), tqdm(
+            total=spec["examples"], initial=binned, unit="ex", unit_scale=True, disable=not progress, mininterval=5,
+            desc=f"{spec['experiment']}/{spec['run']} seeds {seeds[0]}-{seeds[-1]}", file=sys.stderr) as bar:
+        for step in range(first_step, steps):
+            seen = step * batch_size
+            if step >= checkpoints.next_check:
+                checkpoints.at_step(step, seen, state.state_dict)
+            if task_length and seen % task_length == 0:
+                probe(model, benchmark.peek(spec["probe"]["size"]), recorder, seen)
+            inputs, targets = benchmark.next_batch(batch_size)
+            output = model(inputs)
+            loss, output_grad = loss_and_output_grad(output, targets, spec["loss"])
+            if online_metric == "squared_error":
+                bin_total += loss
+            else:
+                bin_total += (output.argmax(dim=-1) == targets).float().mean(dim=1)
+            if fused_sgd:
+                model.sgd_step_from_output_grad(output_grad, *fused_sgd)
+            else:
+                model.backward_from_output_grad(output_grad)
+                learner.optimizer.step()
+            if learner.after_step is not None:
+                learner.after_step(model.hidden)
+            if (seen + batch_size) % bin_size == 0:
+                value = bin_total / (bin_size // batch_size)
+                newly = (~torch.isfinite(value)).cpu() & (diverged_at < 0)
+                diverged_at[newly] = seen + batch_size
+                recorder.add(seen + batch_size, online_metric, torch.where(diverged_at.to(device) >= 0,
+                                                                           torch.nan, value))
+                bin_total.zero_()
+                bar.update(bin_size)
+                if bool((diverged_at >= 0).all()):
+                    break        # every seed has diverged: nothing left to learn
+    recorder.add(spec["examples"], "diverged", (diverged_at >= 0).double())
+    recorder.add(spec["examples"], "diverged_at", diverged_at.double())
+    return recorder.frame(spec)
