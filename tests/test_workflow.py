@@ -172,7 +172,7 @@ def test_edited_method_source_reruns_only_that_methods_jobs(smoke_run):
 
 
 def test_edited_joint_protocol_source_reruns_only_joint_jobs(smoke_run):
-    with edited(smoke_run / "plasticity/joint.py", lambda text: text + "\n# an edit\n"):
+    with edited(smoke_run / "plasticity/engine/joint.py", lambda text: text + "\n# an edit\n"):
         jobs = dry_run(smoke_run)
     expected = {key for key in smoke_jobs(smoke_run) if key[0].startswith("ngm_")}
     assert {key[0] for key in expected} == {"ngm_split_mnist", "ngm_rotated_mnist", "ngm_permuted_mnist"}
@@ -188,7 +188,7 @@ def test_stability_gap_outputs(smoke_run):
 
 
 def test_edited_shared_engine_source_reruns_every_training_job(smoke_run):
-    with edited(smoke_run / "plasticity/train.py", lambda text: text + "\n# an edit\n"):
+    with edited(smoke_run / "plasticity/engine/common.py", lambda text: text + "\n# an edit\n"):
         jobs = dry_run(smoke_run)
     assert_reruns_exactly(jobs, set(smoke_jobs(smoke_run)))
 

@@ -32,16 +32,18 @@ def register(name: str):
 
 
 class Benchmark:
+    dataset: str | None = None          # the data set it reads (materialised by the workflow's data rules)
     in_features: int
     out_features: int
     examples_per_task: int | None = None
     chunk: int = 10_000
     stream_attributes: tuple[str, ...] = ()   # attributes `_generate` changes, besides the generators self.gens
 
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """The shape of one example's input, which the model is built for (vision benchmarks: (C, H, W))."""
-        return (self.in_features,)
+    @classmethod
+    def shapes(cls, **args) -> tuple[tuple[int, ...], int]:
+        """(shape of one example's input, number of outputs) for these benchmark arguments, known without building
+        the benchmark: the model is built for them, and checked against them before any job runs."""
+        return (cls.in_features,), cls.out_features
 
     def __init__(self, seeds: list[int], device: torch.device):
         self.seeds, self.device = seeds, device
@@ -116,6 +118,11 @@ class Benchmark:
     def peek(self, n: int) -> torch.Tensor:
         self._fill(n)
         return self._inputs[:, self._position:self._position + n]
+
+
+def benchmark_shapes(name: str, args: dict) -> tuple[tuple[int, ...], int]:
+    check_benchmark_arguments(name, args)
+    return BENCHMARKS[name].shapes(**args)
 
 
 def build_benchmark(name: str, args: dict, seeds: list[int], device: torch.device, mnist_path=None) -> Benchmark:

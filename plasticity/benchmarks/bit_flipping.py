@@ -22,6 +22,10 @@ class BitFlipping(Benchmark):
     out_features = 1
     stream_attributes = ("flipping_bits", "position")
 
+    @classmethod
+    def shapes(cls, num_inputs: int = 20, **args) -> tuple[tuple[int, ...], int]:
+        return (num_inputs,), cls.out_features
+
     def __init__(self, seeds, device, num_inputs: int = 20, num_flipping_bits: int = 15, flip_every: int = 10_000,
                  target_width: int = 100, beta: float = 0.7, flip_one: bool = False, mnist_path=None):
         super().__init__(seeds, device)

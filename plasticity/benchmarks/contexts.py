@@ -57,11 +57,17 @@ def rotation_map(degrees: float, side: int = 28) -> torch.Tensor:
 class ContextBenchmark:
     """Tasks over MNIST for S seeds, with the joint sampler and the evaluation sets (see the module docstring)."""
 
+    dataset = "mnist"
+
     protocol = "joint"
     in_features = PIXELS
     out_features = 10
-    input_shape = (PIXELS,)
     tasks: list[Task]
+
+    @classmethod
+    def shapes(cls, **args) -> tuple[tuple[int, ...], int]:
+        """As `plasticity.benchmarks.Benchmark.shapes`."""
+        return (cls.in_features,), cls.out_features
 
     def __init__(self, seeds: list[int], device: torch.device, mnist_path=None):
         if mnist_path is None:

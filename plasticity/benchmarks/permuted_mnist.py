@@ -14,6 +14,7 @@ from plasticity.data.mnist import flat_training_set
 
 @register("permuted_mnist")
 class PermutedMnist(Benchmark):
+    dataset = "mnist"
     in_features = 784
     out_features = 10
     stream_attributes = ("permutation", "order", "position")

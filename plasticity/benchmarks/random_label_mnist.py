@@ -17,6 +17,7 @@ from plasticity.data.mnist import flat_training_set
 
 @register("random_label_mnist")
 class RandomLabelMnist(Benchmark):
+    dataset = "mnist"
     in_features = 784
     out_features = 10
     stream_attributes = ("subset", "labels", "order", "position")

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from plasticity import stability_gap
-from plasticity.benchmarks import BENCHMARKS, build_benchmark
+from plasticity.benchmarks import BENCHMARKS, benchmark_shapes, build_benchmark
 from plasticity.engine.evaluation import ContinualEvaluator
 from plasticity.engine.checkpoint import Checkpoints
 from plasticity.config import ConfigError
@@ -117,7 +117,8 @@ def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True
     device = resolve_device(spec["device"])
     torch.set_flush_denormal(True)
     benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
-    model = build_model(spec["model"], benchmark.input_shape, benchmark.out_features, seeds, "joint").to(device)
+    input_shape, outputs = benchmark_shapes(spec["benchmark"], spec["benchmark_args"])
+    model = build_model(spec["model"], input_shape, outputs, seeds, "joint").to(device)
     learner = build_learner(spec["method"], model, seeds, spec["hparams"])
     evaluator = ContinualEvaluator(benchmark, spec["evaluation"]["samples_per_task"])
 

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from plasticity.benchmarks import build_benchmark
+from plasticity.benchmarks import benchmark_shapes, build_benchmark
 from plasticity.config import ConfigError
 from plasticity.engine import probes as metrics
 from plasticity.engine.checkpoint import Checkpoints
@@ -69,7 +69,8 @@ def train_online(spec: dict, mnist_path: str | None = None, progress: bool = Tru
     benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
     # The MLP's CPU kernels serve every CPU run at batch 1 (whatever its number of seeds, so a seed's numbers never
     # depend on the size of its block); larger batches are BLAS's.
-    model = build_model(spec["model"], benchmark.input_shape, benchmark.out_features, seeds, "online",
+    input_shape, outputs = benchmark_shapes(spec["benchmark"], spec["benchmark_args"])
+    model = build_model(spec["model"], input_shape, outputs, seeds, "online",
                         row_kernels=device.type == "cpu" and batch_size == 1).to(device)
     learner = build_learner(spec["method"], model, seeds, spec["hparams"])
     fused_sgd = plain_sgd_hyperparameters(learner.optimizer)

@@ -1,5 +1,5 @@
 # A job also keeps its checkpoint, results/runs/{experiment}/{run}/seeds{block}.ckpt, while it runs (see
-# plasticity/checkpoint.py). It is deliberately not an output: Snakemake then neither deletes it when the job fails
+# plasticity/engine/checkpoint.py). It is deliberately not an output: Snakemake then neither deletes it when the job fails
 # nor takes it for a result, and the rerun resumes from it; the job deletes it once its outputs are written.
 rule train:
     input:

@@ -1,0 +1,152 @@
+"""What the library holds, for the workflow and for `plasticity list`: every registry (methods, benchmarks, models,
+activations, protocols, figures) with its one-line description, arguments and source files, and a check of the
+runs an experiment asks for (names, arguments, and that the model fits the benchmark's input).
+
+The workflow (plasticity.workflow, which imports no torch) reads this through `python -m plasticity.catalog`, a
+JSON request on stdin and the answer on stdout, and caches the answer by the library's sources: building the DAG
+imports torch only when the library or the runs changed, and then in a child process.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from plasticity.activations import ACTIVATIONS, check_activation
+from plasticity.benchmarks import BENCHMARKS, benchmark_shapes, check_benchmark_arguments
+from plasticity.config import ConfigError
+from plasticity.engine.job import PROTOCOLS
+from plasticity.methods import METHODS, check_hyperparameters
+from plasticity.models import MODELS, build_model, model_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Files every training job runs, whatever its protocol, method, benchmark and model: editing one reruns every job.
+ENGINE_SOURCES = ["plasticity/engine/job.py", "plasticity/engine/common.py", "plasticity/engine/checkpoint.py",
+                  "plasticity/seeding.py", "plasticity/methods/__init__.py", "plasticity/benchmarks/__init__.py",
+                  "plasticity/activations/__init__.py", "plasticity/models/__init__.py"]
+
+# Modules whose edits must not rerun jobs through the import graph: the package roots and the config/CLI layer (a
+# change there that matters changes the job spec, i.e. the params).
+NOT_JOB_SOURCES = {"plasticity", "plasticity.config", "plasticity.cli", "plasticity.catalog"}
+
+
+def source_files(obj) -> list[str]:
+    """Files (relative to the repository) of the plasticity modules that define `obj`, followed through the names
+    they import (so CBP, built on plasticity/methods/adam.py, also reruns when adam.py changes); a package's
+    `__init__` is listed but not followed (it imports every member to register it)."""
+    files, seen = [], set()
+    pending = [sys.modules[obj.__module__]]
+    while pending:
+        module = pending.pop()
+        name = module.__name__
+        if name in seen or name in NOT_JOB_SOURCES or not name.startswith("plasticity."):
+            continue
+        seen.add(name)
+        files.append(Path(module.__file__).resolve().relative_to(ROOT).as_posix())
+        if hasattr(module, "__path__"):
+            continue
+        for value in vars(module).values():
+            other = value if inspect.ismodule(value) else sys.modules.get(getattr(value, "__module__", None) or "")
+            if other is not None:
+                pending.append(other)
+    return sorted(files)
+
+
+def describe(obj) -> str:
+    """The first line of an object's docstring (its class's, for an instance)."""
+    doc = inspect.getdoc(obj) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
+def _arguments(function, supplied: tuple[str, ...]) -> dict:
+    """{argument: default or None (required)} of a builder, without the arguments the engine supplies."""
+    return {name: None if p.default is inspect.Parameter.empty else p.default
+            for name, p in inspect.signature(function).parameters.items()
+            if name not in supplied and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+def registries() -> dict[str, dict[str, dict]]:
+    """{registry: {name: {description, ...}}} of everything the workflow and `plasticity list` name."""
+    return {
+        "methods": {name: {"description": describe(build), "arguments": _arguments(build, ("model", "seeds"))}
+                    for name, build in sorted(METHODS.items())},
+        "benchmarks": {name: {"description": describe(cls), "protocol": getattr(cls, "protocol", "online"),
+                              "dataset": cls.dataset,
+                              "arguments": _arguments(cls, ("self", "seeds", "device", "mnist_path"))}
+                       for name, cls in sorted(BENCHMARKS.items())},
+        "models": {name: {"description": describe(build),
+                          "arguments": _arguments(build, ("input_shape", "out_features", "seeds", "row_kernels"))}
+                   for name, build in sorted(MODELS.items())},
+        "activations": {name: {"description": describe(build(1, None))} for name, build in sorted(ACTIVATIONS.items())},
+        "protocols": {name: {"description": describe(train)} for name, train in sorted(PROTOCOLS.items())},
+    }
+
+
+def figures() -> dict[str, dict]:
+    """{figure: {title, experiments, paper_experiments}} of the figure registry (figures.FIGURES)."""
+    from figures import FIGURES
+    return {name: {"description": getattr(module, "TITLE", describe(module)),
+                   "experiments": list(module.EXPERIMENTS),
+                   "paper_experiments": list(getattr(module, "PAPER_EXPERIMENTS", []))}
+            for name, module in sorted(FIGURES.items())}
+
+
+def check_run(run: dict) -> None:
+    """ConfigError unless the run's method, hyperparameters, benchmark, its arguments, activation and model exist
+    and fit together: the model is built for one seed and run on one example of the benchmark's input shape."""
+    protocol = run["protocol"]
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(sorted(PROTOCOLS))}")
+    check_hyperparameters(run["method"], run["hparams"])
+    check_benchmark_arguments(run["benchmark"], run["benchmark_args"])
+    benchmark_protocol = getattr(BENCHMARKS[run["benchmark"]], "protocol", "online")
+    if benchmark_protocol == "joint" and protocol != "joint" or protocol == "joint" and benchmark_protocol != "joint":
+        valid = [name for name, cls in sorted(BENCHMARKS.items())
+                 if (getattr(cls, "protocol", "online") == "joint") == (protocol == "joint")]
+        raise ConfigError(f"benchmark {run['benchmark']!r} does not run under protocol {protocol!r}; valid: "
+                          f"{', '.join(valid)}")
+    if "activation" in run["model"]:
+        check_activation(run["model"]["activation"])
+    model_settings(run["model"], protocol)
+    input_shape, outputs = benchmark_shapes(run["benchmark"], run["benchmark_args"])
+    try:
+        model = build_model(run["model"], input_shape, outputs, [0], protocol)
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 1, *input_shape))
+    except (RuntimeError, ValueError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"model {run['model']} does not fit benchmark {run['benchmark']!r} (input shape "
+                          f"{tuple(input_shape)}, {outputs} outputs): {' '.join(str(error).split())}") from None
+
+
+def run_sources(run: dict) -> list[str]:
+    """The library files a run's jobs depend on: editing one reruns exactly those jobs."""
+    arch, _ = model_settings(run["model"], run["protocol"])
+    files = ENGINE_SOURCES + source_files(PROTOCOLS[run["protocol"]]) + source_files(METHODS[run["method"]]) \
+        + source_files(BENCHMARKS[run["benchmark"]]) + source_files(MODELS[arch])
+    if "activation" in run["model"]:
+        files += source_files(ACTIVATIONS[run["model"]["activation"]])
+    return sorted(dict.fromkeys(files))
+
+
+def answer(request: dict) -> dict:
+    """The workflow's request {"runs": {key: run}} answered: the registries, the figures, each run's sources, and
+    the first error of any run as {"run": key, "message": ...} (or null)."""
+    error, sources = None, {}
+    for key, run in request["runs"].items():
+        try:
+            check_run(run)
+        except ConfigError as problem:
+            error = {"run": key, "message": str(problem)}
+            break
+        sources[key] = run_sources(run)
+    return {**registries(), "figures": figures(), "sources": sources, "error": error}
+
+
+if __name__ == "__main__":
+    json.dump(answer(json.load(sys.stdin)), sys.stdout)

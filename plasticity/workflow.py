@@ -1,0 +1,296 @@
+"""The workflow's logic without the training stack: the validated experiments of a scale, the table of training
+jobs, their specs, inputs and resource requests. `workflow/rules/common.smk` is glue over a `Workflow`.
+
+Nothing here imports torch: what the library holds (registries, the source files of each run, a check that each
+run's method, benchmark and model fit together) comes from `python -m plasticity.catalog` in a child process,
+cached under `.snakemake/` by the hash of the library's sources and the runs asked about, so a DAG rebuilt with
+unchanged code imports no torch at all.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from plasticity.config import (ConfigError, block_label, canonical_json, expand_runs, job_spec, load_protocol,
+                               resolve_experiments, seed_blocks)
+
+PROTOCOL_FILE = "config/experiments.yaml"
+CLAIMS_FILE = "config/claims.yaml"
+SCHEMAS = "workflow/schemas"
+CATALOG_CACHE = ".snakemake/plasticity-catalog"
+# The materialised data set each benchmark's `dataset` names (the data rules' outputs).
+DATA_FILES = {"mnist": "resources/mnist.npz"}
+# CPU jobs estimated at most this long (minutes requested) are grouped; longer ones are submitted on their own.
+GROUPED_MAX_MINUTES = 60
+
+
+def schema_message(error, where: str) -> str:
+    """One line from the jsonschema ValidationError behind snakemake.utils.validate's WorkflowError."""
+    cause = error.__cause__ or error.__context__
+    if not (hasattr(cause, "absolute_path") and hasattr(cause, "message")):
+        return f"{where}: {error}"
+    path = ".".join(str(part) for part in cause.absolute_path)
+    return f"{where}: {path}: {cause.message}" if path else f"{where}: {cause.message}"
+
+
+def validate(data: dict, schema: Path, where: str, set_default: bool = True) -> None:
+    """snakemake.utils.validate, its error as one ConfigError line naming the bad value."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate as snakemake_validate
+    try:
+        snakemake_validate(data, str(schema), set_default=set_default)
+    except WorkflowError as error:
+        raise ConfigError(schema_message(error, where)) from None
+
+
+def library_hash(root: Path) -> str:
+    """Hash of every source file of the library and the figures: the catalog's cache key."""
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("plasticity/**/*.py"), *root.glob("figures/**/*.py")]):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def load_catalog(root: Path, runs: dict[str, dict]) -> dict:
+    """plasticity.catalog's answer for these runs (registries, figures, each run's sources, the first bad run),
+    from the cache when neither the library nor the runs changed."""
+    request = canonical_json({"runs": runs})
+    key = hashlib.sha256((library_hash(root) + request).encode()).hexdigest()[:32]
+    cached = root / CATALOG_CACHE / f"{key}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", "plasticity.catalog"], input=request, capture_output=True,
+                            text=True, cwd=root, env=env)
+    if result.returncode != 0:
+        raise ConfigError(f"the library could not be loaded to check the runs: {result.stderr.strip()[-2000:]}")
+    answer = json.loads(result.stdout)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    temporary = cached.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(result.stdout)
+    os.replace(temporary, cached)
+    return answer
+
+
+class Workflow:
+    """A scale's experiments, validated, and everything the rules ask about their jobs."""
+
+    def __init__(self, config: dict, root: str | Path = "."):
+        self.root, self.config = Path(root), config
+        validate(config, self.root / SCHEMAS / "config.schema.yaml", "config")
+        self.scale = config["scale"]
+        try:
+            self.protocol = load_protocol(self.root / PROTOCOL_FILE)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{PROTOCOL_FILE} is not valid YAML: {' '.join(str(error).split())}") from None
+        if not isinstance(self.protocol, dict):
+            raise ConfigError(f"{PROTOCOL_FILE} must map experiment names to experiments")
+        try:
+            self.experiments = resolve_experiments(config, self.protocol)
+        except ConfigError as error:
+            raise ConfigError(f"{error} (scale {self.scale!r})") from None
+        self.overrides = (config.get("overrides") or {}).get(self.scale) or {}
+        self.runs = {name: self._validated_runs(name, experiment) for name, experiment in self.experiments.items()}
+        self.catalog = load_catalog(self.root, {f"{name}/{run_id}": self._catalog_run(name, run)
+                                                for name, runs in self.runs.items() for run_id, run in runs.items()})
+        if self.catalog["error"]:
+            experiment, run_id = self.catalog["error"]["run"].split("/", 1)
+            raise ConfigError(f"{self.catalog['error']['message']} (in run {run_id!r} of experiment {experiment!r})")
+        self.jobs = {(name, run_id, block_label(seeds)): seeds
+                     for name, experiment in self.experiments.items() for run_id in self.runs[name]
+                     for seeds in seed_blocks(experiment["seeds"], config["seeds_per_job"])}
+
+    def _validated_runs(self, name: str, experiment: dict) -> dict[str, dict]:
+        where = f"experiment {name!r} (scale {self.scale!r})"
+        validate(experiment, self.root / SCHEMAS / "experiments.schema.yaml", where, set_default=False)
+        try:
+            runs = expand_runs(experiment)
+        except ConfigError as error:
+            raise ConfigError(f"experiment {name!r}: {error}") from None
+        for run_id, run in runs.items():
+            validate(run, self.root / SCHEMAS / "run.schema.yaml", f"run {run_id!r} of {where}", set_default=False)
+        return runs
+
+    def _catalog_run(self, name: str, run: dict) -> dict:
+        return {"protocol": self.protocol_of(name), "benchmark": self.experiments[name]["benchmark"],
+                **{field: run[field] for field in ("method", "hparams", "model", "benchmark_args")}}
+
+    def protocol_of(self, experiment: str) -> str:
+        return self.experiments[experiment].get("protocol", "online")
+
+    # --- training jobs -----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def run_parquet(experiment: str, run: str, block: str) -> str:
+        return f"results/runs/{experiment}/{run}/seeds{block}.parquet"
+
+    def experiment_runs(self, experiment: str) -> list[str]:
+        """The per-job result files of one experiment."""
+        return [self.run_parquet(*key) for key in self.jobs if key[0] == experiment]
+
+    def all_runs(self) -> list[str]:
+        return [self.run_parquet(*key) for key in self.jobs]
+
+    def job(self, experiment: str, run: str, block: str) -> list[int]:
+        """The seeds of one job; ConfigError naming what is valid for a target that is no job of this scale."""
+        key = (experiment, run, block)
+        if key in self.jobs:
+            return self.jobs[key]
+        if experiment not in self.experiments:
+            raise ConfigError(f"experiment {experiment!r} is not selected by scale {self.scale!r}; "
+                              f"selected: {', '.join(self.experiments)}")
+        if run not in self.runs[experiment]:
+            raise ConfigError(f"unknown run {run!r} of experiment {experiment!r}; "
+                              f"valid: {', '.join(self.runs[experiment])}")
+        blocks = sorted({b for (name, run_id, b) in self.jobs if (name, run_id) == (experiment, run)})
+        raise ConfigError(f"seed block {block!r} is not a job of {experiment}/{run} at "
+                          f"seeds_per_job={self.config['seeds_per_job']}; valid: {', '.join(blocks)}")
+
+    def train_spec(self, experiment: str, run: str, block: str) -> str:
+        """Canonical JSON of the job spec: the params whose change reruns exactly this job."""
+        seeds = self.job(experiment, run, block)
+        return canonical_json(job_spec(experiment, self.experiments[experiment], run, seeds, self.config["device"]))
+
+    def dataset_of(self, experiment: str) -> str | None:
+        return self.catalog["benchmarks"][self.experiments[experiment]["benchmark"]]["dataset"]
+
+    def train_inputs(self, experiment: str, run: str, block: str) -> dict:
+        """The library files the job runs (editing one reruns exactly the jobs that run it) and its data."""
+        self.job(experiment, run, block)
+        inputs = {"sources": self.catalog["sources"][f"{experiment}/{run}"]}
+        dataset = self.dataset_of(experiment)
+        if dataset:
+            inputs[dataset] = DATA_FILES[dataset]
+        return inputs
+
+    def checkpoint_flags(self, parquet: str) -> str:
+        """`plasticity train`'s checkpoint options: the file beside the output and the scale file's `checkpoint`
+        settings (null -> off). How often a job saves its state changes no result, so it is no rerun trigger."""
+        settings = self.config["checkpoint"]
+
+        def value(setting):
+            return "off" if setting is None else setting
+
+        return (f"--checkpoint {os.path.splitext(parquet)[0]}.ckpt --checkpoint-minutes {value(settings['minutes'])} "
+                f"--checkpoint-tasks {value(settings['tasks'])}")
+
+    # --- resource estimates ------------------------------------------------------------------------------------
+
+    def _weights(self, experiment: str, run: str) -> int:
+        """Multiply-accumulates of one seed's network per example (forward), for an MLP its weights."""
+        spec = self.experiments[experiment]
+        model = self.runs[experiment][run]["model"]
+        mnist = self.dataset_of(experiment) == "mnist"
+        inputs = 784 if mnist else spec["benchmark_args"].get("num_inputs", 20)
+        outputs = 10 if mnist else 1
+        width, depth = model["width"], model["depth"]
+        if depth == 0:
+            return inputs * outputs
+        return inputs * width + (depth - 1) * width * width + width * outputs
+
+    def _contexts(self, experiment: str) -> int:
+        args = self.experiments[experiment]["benchmark_args"]
+        return args.get("num_tasks") or len(args.get("angles") or [0])
+
+    def _steps(self, experiment: str) -> int:
+        """Optimizer steps of one job: online, examples / batch size; joint, contexts x iterations per context."""
+        spec = self.experiments[experiment]
+        if self.protocol_of(experiment) != "joint":
+            return spec["examples"] // spec["batch_size"]
+        return spec["iterations_per_context"] * self._contexts(experiment)
+
+    def _evaluated_examples(self, experiment: str) -> int:
+        """Joint protocol: examples evaluated per step, at most (every task's evaluation set, the whole test set
+        counted as 10,000)."""
+        if self.protocol_of(experiment) != "joint":
+            return 0
+        return self._contexts(experiment) * (self.experiments[experiment]["evaluation"]["samples_per_task"] or 10_000)
+
+    def _cost(self, experiment: str, run: str, block: str) -> int:
+        """Multiply-accumulates of one job: weights x (3 x examples trained + examples evaluated) x seeds."""
+        spec = self.experiments[experiment]
+        steps = self._steps(experiment)
+        examples = 3 * steps * spec["batch_size"] + steps * self._evaluated_examples(experiment)
+        return self._weights(experiment, run) * examples * len(self.job(experiment, run, block))
+
+    def compute(self, experiment: str) -> dict:
+        """The `resources` block of the experiment (config/experiments.yaml, a scale may override it)."""
+        return self.experiments[experiment].get("resources") or {}
+
+    def gpus(self, experiment: str) -> int:
+        """GPUs the job runs on: its experiment's `gpu` (or the count in its `gres`); none with device: cpu, at
+        least one with device: cuda. Decided by the config alone, so that a cluster's submit host (often without a
+        GPU) and the node that runs the job agree; a job with none runs on the CPU."""
+        if self.config["device"] == "cpu":
+            return 0
+        compute = self.compute(experiment)
+        gpus = gres_gpus(compute["gres"]) if "gres" in compute else compute.get("gpu", 0)
+        return max(gpus, 1) if self.config["device"] == "cuda" else gpus
+
+    def runtime(self, experiment: str, run: str, block: str) -> int:
+        """Minutes to request from a cluster: twice an estimate from the job's size, at most the experiment's
+        `max_runtime` (a job stopped at its limit resumes from its checkpoint when retried). Calibrated on a 2-core
+        CPU (quick scale: 0.6 ms per online step of overhead, ~1 GFLOP/s for batch-1 products, ~10 for the AdaLin
+        benchmarks' batch 16; the joint protocol's batched products run at ~50 GFLOP/s); the GPU figures are
+        guesses (launch-bound steps, fast products)."""
+        spec = self.experiments[experiment]
+        cpu_flops_per_s = 5e10 if self.protocol_of(experiment) == "joint" else 1e10 if spec["batch_size"] > 1 else 1e9
+        step_s, flops_per_s = (1.5e-3, 2e11) if self.gpus(experiment) else (6e-4, cpu_flops_per_s)
+        seconds = self._steps(experiment) * step_s + self._cost(experiment, run, block) / flops_per_s
+        return min(max(10, math.ceil(2 * seconds / 60)), self.compute(experiment).get("max_runtime", math.inf))
+
+    def mem_mb(self, experiment: str, run: str, block: str) -> int:
+        """Weights, gradients and two optimizer buffers (float32) of every seed, plus MNIST, the joint protocol's
+        evaluation sets and activations, and the interpreter."""
+        seeds = len(self.job(experiment, run, block))
+        data_mb = 400 if self.dataset_of(experiment) == "mnist" else 0
+        evaluation_mb = 3 * 4 * 784 * self._evaluated_examples(experiment) * seeds / 1e6
+        return 1500 + data_mb + math.ceil(4 * 4 * self._weights(experiment, run) * seeds / 1e6 + evaluation_mb)
+
+    def slurm_gpus(self, experiment: str) -> dict:
+        """The job's GPU request in Slurm's resources: the experiment's `gres` when it gives one, else `gpu` GPUs
+        (of `gpu_model`, if given; None leaves a resource unset); none for a job on the CPU."""
+        gpus, compute = self.gpus(experiment), self.compute(experiment)
+        if gpus and "gres" in compute:
+            return {"gpu": 0, "gpu_model": None, "gres": compute["gres"]}  # Slurm must not get both
+        return {"gpu": gpus, "gpu_model": compute.get("gpu_model") if gpus else None, "gres": ""}
+
+    def group(self, experiment: str, run: str, block: str) -> str | None:
+        """Short CPU jobs join group `train_cpu`, which a cluster profile packs several to a submitted job
+        (`group-components`); GPU jobs (a group would add up their GPUs) and long CPU jobs are submitted one by
+        one."""
+        if self.gpus(experiment) or self.runtime(experiment, run, block) > GROUPED_MAX_MINUTES:
+            return None
+        return "train_cpu"
+
+    # --- what the figures and captions say ---------------------------------------------------------------------
+
+    def describe_seeds(self, names: list[str]) -> str:
+        ours = "/".join(str(count) for count in sorted({self.experiments[name]["seeds"] for name in names}))
+        theirs = "/".join(str(count) for count in sorted({self.protocol[name]["seeds"] for name in names}))
+        return f"{ours} seeds per run" if ours == theirs else f"{ours} seeds per run (paper: {theirs})"
+
+    def describe_deviations(self, names: list[str]) -> str:
+        """The scale's overrides of the paper protocol for these experiments, as `experiment: field=value; ...`
+        (not `resources`: where the jobs run is no deviation)."""
+        parts = []
+        for name in names:
+            fields = [f"{key}={canonical_json(value) if isinstance(value, (dict, list)) else value}"
+                      for key, value in sorted((self.overrides.get(name) or {}).items()) if key != "resources"]
+            if fields:
+                parts.append(f"{name}: {', '.join(fields)}")
+        return "; ".join(parts) if parts else "none (the papers' protocols)"
+
+
+def gres_gpus(gres: str) -> int:
+    """GPUs in a Slurm GRES request: `gpu` (one), `gpu:2`, `gpu:a100:2`."""
+    count = gres.split(":")[-1]
+    return int(count) if count.isdigit() else 1
