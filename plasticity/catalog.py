@@ -104,9 +104,8 @@ def check_run(run: dict) -> None:
     check_hyperparameters(run["method"], run["hparams"])
     check_benchmark_arguments(run["benchmark"], run["benchmark_args"])
     benchmark_protocol = getattr(BENCHMARKS[run["benchmark"]], "protocol", "online")
-    if benchmark_protocol == "joint" and protocol != "joint" or protocol == "joint" and benchmark_protocol != "joint":
-        valid = [name for name, cls in sorted(BENCHMARKS.items())
-                 if (getattr(cls, "protocol", "online") == "joint") == (protocol == "joint")]
+    if benchmark_protocol != protocol:
+        valid = [name for name, cls in sorted(BENCHMARKS.items()) if getattr(cls, "protocol", "online") == protocol]
         raise ConfigError(f"benchmark {run['benchmark']!r} does not run under protocol {protocol!r}; valid: "
                           f"{', '.join(valid)}")
     if "activation" in run["model"]:

@@ -15,6 +15,8 @@ from pathlib import Path
 import yaml
 
 RUN_FIELDS = ("hparams", "model", "benchmark_args")
+# Optional settings of the tasks protocol (plasticity/engine/tasks.py) a job spec carries when given.
+TASKS_OPTIONS = ("schedule", "evaluation", "mask_unseen_classes", "reset_head")
 
 
 class ConfigError(ValueError):
@@ -118,6 +120,11 @@ def job_spec(name: str, experiment: dict, run_id: str, seeds: list[int], device:
         "hparams": run["hparams"], "benchmark": experiment["benchmark"],
         "benchmark_args": run["benchmark_args"], "model": run["model"], "loss": experiment["loss"],
     }
+    if experiment.get("protocol", "online") == "tasks":
+        return {**common, "protocol": "tasks", "batch_size": experiment["batch_size"],
+                "epochs_per_task": experiment["epochs_per_task"], "probe": experiment.get("probe"),
+                **{key: experiment[key] for key in TASKS_OPTIONS if key in experiment},
+                "seeds": seeds, "device": device}
     if experiment.get("protocol", "online") == "joint":
         return {**common, "protocol": "joint", "batch_size": experiment["batch_size"],
                 "iterations_per_context": experiment["iterations_per_context"],

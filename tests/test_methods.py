@@ -122,7 +122,7 @@ def test_scores_are_mean_activity_over_the_layer_mean_per_seed():
 
 def test_activity_is_mean_absolute_activation_over_the_batches_since_the_check():
     model = tiny_model(seeds=[0], depth=1)
-    recycler = DormantUnitRecycler(model, torch.optim.SGD(model.parameters(), lr=0.1), generators([0], "redo"),
+    recycler = DormantUnitRecycler(model.unit_layers(), torch.optim.SGD(model.parameters(), lr=0.1), generators([0], "redo"),
                                    threshold=0.6, every=2)
     # mean|h| over batch and steps: ([1, 0, 2, 4] + [1, 2, 2, 4]) / 2 = [1, 1, 2, 4]; scores [0.5, 0.5, 1, 2]
     assert recycler.step([torch.tensor([[[-1.0, 0.0, 2.0, 4.0], [1.0, 0.0, -2.0, 4.0]]])]) is None
@@ -133,7 +133,7 @@ def test_activity_is_mean_absolute_activation_over_the_batches_since_the_check()
 
 def test_feature_width_other_than_the_layer_is_an_error():
     model = tiny_model(depth=1)
-    recycler = DormantUnitRecycler(model, torch.optim.SGD(model.parameters(), lr=0.1), generators([0, 1], "redo"),
+    recycler = DormantUnitRecycler(model.unit_layers(), torch.optim.SGD(model.parameters(), lr=0.1), generators([0, 1], "redo"),
                                    threshold=0.1, every=2)
     with pytest.raises(ValueError, match="8 features but 4 units"):
         recycler.step([torch.ones(2, 1, 8)])

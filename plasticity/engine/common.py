@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from plasticity.config import ConfigError, canonical_json
 from plasticity.methods import Learner
@@ -86,3 +87,30 @@ class TrainingState:
                 part.copy_(state[name])
             else:
                 part.load_state_dict(state[name])
+
+
+def per_seed_loss(output: torch.Tensor, targets: torch.Tensor, loss: str) -> torch.Tensor:
+    """Each seed's loss (S,) averaged over the batch, as F.mse_loss / F.cross_entropy compute it; output
+    (S, B, out), targets (S, B, out) (mse) or (S, B) class indices (cross_entropy)."""
+    if loss == "mse":
+        return (output - targets).pow(2).mean(dim=(1, 2))
+    if loss == "cross_entropy":
+        return F.cross_entropy(output.transpose(1, 2), targets, reduction="none").mean(1)
+    raise ConfigError(f"unknown loss {loss!r}; valid: cross_entropy, mse")
+
+
+def autograd_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
+                  targets: torch.Tensor, loss: str, logit_mask: torch.Tensor | None = None):
+    """One training step of any model: forward, loss, `backward`, `optimizer.step()`; returns the output
+    (detached) and each seed's loss (S,). The seeds are independent, so the gradient of the sum of their losses
+    is each seed's own. `logit_mask` (out,) bool: logits of classes outside it are set to −inf first (the classes
+    not seen yet under the tasks protocol)."""
+    with torch.enable_grad():
+        output = model(inputs)
+        if logit_mask is not None:
+            output = output.masked_fill(~logit_mask, float("-inf"))
+        losses = per_seed_loss(output, targets, loss)
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+    optimizer.step()
+    return output.detach(), losses.detach()

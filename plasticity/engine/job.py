@@ -19,10 +19,11 @@ from plasticity.engine.checkpoint import Checkpoints
 from plasticity.engine.common import resolve_device
 from plasticity.engine.joint import train_joint
 from plasticity.engine.online import train_online
+from plasticity.engine.tasks import train_tasks
 from plasticity.io import write_atomically
 
 # Training protocols by name (an experiment's `protocol`, default online).
-PROTOCOLS = {"online": train_online, "joint": train_joint}
+PROTOCOLS = {"online": train_online, "joint": train_joint, "tasks": train_tasks}
 
 
 def train(spec: dict, mnist_path: str | None = None, progress: bool = True,

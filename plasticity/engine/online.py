@@ -12,16 +12,14 @@ from tqdm import tqdm
 
 from plasticity.benchmarks import benchmark_shapes, build_benchmark
 from plasticity.config import ConfigError
-from plasticity.engine import probes as metrics
+from plasticity.engine.probes import probe
 from plasticity.engine.checkpoint import Checkpoints
-from plasticity.engine.common import Recorder, TrainingState, resolve_device
+from plasticity.engine.common import Recorder, TrainingState, autograd_step, resolve_device
 from plasticity.methods import build_learner
 from plasticity.models import build_model
 from plasticity.models.mlp import loss_and_output_grad
 
 ONLINE_METRIC = {"mse": "squared_error", "cross_entropy": "online_accuracy"}
-RANKS = {"effective_rank": metrics.effective_rank, "stable_rank": metrics.stable_rank_cumulative,
-         "stable_rank_norm": metrics.stable_rank_norm_ratio, "approximate_rank": metrics.approximate_rank}
 
 
 def plain_sgd_hyperparameters(optimizer: torch.optim.Optimizer) -> tuple[float, float] | None:
@@ -33,21 +31,6 @@ def plain_sgd_hyperparameters(optimizer: torch.optim.Optimizer) -> tuple[float, 
     if group["momentum"] or group["nesterov"] or group["maximize"]:
         return None
     return group["lr"], group["weight_decay"]
-
-
-@torch.no_grad()
-def probe(model: torch.nn.Module, inputs: torch.Tensor, recorder: Recorder, x: int) -> None:
-    """Plasticity correlates of the current network on a fixed probe batch (S, n, in)."""
-    model(inputs)
-    for layer, hidden in enumerate(model.hidden, start=1):
-        recorder.add(x, "dead_units_pct", metrics.dead_unit_percent(hidden), layer)
-        singular = metrics.singular_values(hidden)
-        for name, rank in RANKS.items():
-            recorder.add(x, name, rank(singular), layer)
-    recorder.add(x, "weight_magnitude", metrics.weight_magnitude([layer.weight for layer in model.layers]))
-    for layer, activation in enumerate(model.activations, start=1):
-        for name, value in activation.probe_metrics().items():     # e.g. AdaLin's α distribution
-            recorder.add(x, name, value, layer)
 
 
 @torch.no_grad()
@@ -73,7 +56,10 @@ def train_online(spec: dict, mnist_path: str | None = None, progress: bool = Tru
     model = build_model(spec["model"], input_shape, outputs, seeds, "online",
                         row_kernels=device.type == "cpu" and batch_size == 1).to(device)
     learner = build_learner(spec["method"], model, seeds, spec["hparams"])
-    fused_sgd = plain_sgd_hyperparameters(learner.optimizer)
+    # The MLP's fast path (a model capability): its hand-derived backward pass, fused with plain SGD's update where
+    # the optimizer is plain SGD; every other model trains through autograd.
+    hand_derived = hasattr(model, "backward_from_output_grad")
+    fused_sgd = plain_sgd_hyperparameters(learner.optimizer) if hand_derived else None
     recorder = Recorder(seeds)
     online_metric = ONLINE_METRIC[spec["loss"]]
     task_length = benchmark.examples_per_task if spec.get("probe") else None
@@ -102,19 +88,22 @@ def train_online(spec: dict, mnist_path: str | None = None, progress: bool = Tru
             if task_length and seen % task_length == 0:
                 probe(model, benchmark.peek(spec["probe"]["size"]), recorder, seen)
             inputs, targets = benchmark.next_batch(batch_size)
-            output = model(inputs)
-            loss, output_grad = loss_and_output_grad(output, targets, spec["loss"])
+            if hand_derived:
+                output = model(inputs)
+                loss, output_grad = loss_and_output_grad(output, targets, spec["loss"])
+            else:
+                output, loss = autograd_step(model, learner.optimizer, inputs, targets, spec["loss"])
             if online_metric == "squared_error":
                 bin_total += loss
             else:
                 bin_total += (output.argmax(dim=-1) == targets).float().mean(dim=1)
             if fused_sgd:
                 model.sgd_step_from_output_grad(output_grad, *fused_sgd)
-            else:
+            elif hand_derived:
                 model.backward_from_output_grad(output_grad)
                 learner.optimizer.step()
             if learner.after_step is not None:
-                learner.after_step(model.hidden)
+                learner.after_step(model.features)
             if (seen + batch_size) % bin_size == 0:
                 value = bin_total / (bin_size // batch_size)
                 newly = (~torch.isfinite(value)).cpu() & (diverged_at < 0)

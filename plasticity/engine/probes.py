@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
+from plasticity.engine.common import Recorder
+
 
 def singular_values(features: torch.Tensor) -> torch.Tensor:
     """Singular values (descending) of each seed's activation matrix: (S, N, U) -> (S, min(N, U)).
@@ -66,12 +68,26 @@ def approximate_rank(sv: torch.Tensor, threshold: float = 0.99) -> torch.Tensor:
     return _smallest_k_reaching(_normalise(sv.square()), threshold)
 
 
-def dead_unit_percent(features: torch.Tensor) -> torch.Tensor:
-    """Percentage of units whose activation is exactly zero on every example: (S, N, U) -> (S,).
+def dead_unit_percent(features: torch.Tensor, active_share: float = 0.01) -> torch.Tensor:
+    """Percentage of dead units per seed: (S, N, U) -> (S,) for layers of neurons, (S, N, C, H, W) -> (S,) for
+    conv channels.
 
-    A ReLU unit that is zero on a whole probe batch gets no gradient, so it has stopped learning.
+    A neuron is dead when its activation is exactly zero on every example: a ReLU unit that is zero on a whole
+    probe batch gets no gradient, so it has stopped learning. A channel is dormant when it is nonzero on fewer than
+    `active_share` (1%) of the batch's positions (Dohare et al.'s definition for conv nets).
     """
-    return (features == 0).all(dim=-2).double().mean(-1) * 100
+    if features.dim() == 3:
+        return (features == 0).all(dim=-2).double().mean(-1) * 100
+    active = (features != 0).transpose(1, 2).flatten(2).double().mean(-1)        # (S, C): share of positions
+    return (active < active_share).double().mean(-1) * 100
+
+
+def ranks(features: torch.Tensor, definitions: dict) -> dict[str, torch.Tensor]:
+    """{name: rank (S,)} of each seed's representation (S, N, U) by each rank function of its singular values; NaN
+    for a seed whose features are not finite (it diverged: the SVD is undefined)."""
+    finite = torch.isfinite(features).flatten(1).all(dim=1)
+    singular = singular_values(torch.where(finite.view(-1, 1, 1), features, 0.0))
+    return {name: torch.where(finite, rank(singular).double(), torch.nan) for name, rank in definitions.items()}
 
 
 def weight_magnitude(weights: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -82,3 +98,28 @@ def weight_magnitude(weights: Sequence[torch.Tensor]) -> torch.Tensor:
     total = sum(w.detach().abs().flatten(1).double().sum(-1) for w in weights)
     count = sum(w[0].numel() for w in weights)
     return total / count
+
+
+RANKS = {"effective_rank": effective_rank, "stable_rank": stable_rank_cumulative,
+         "stable_rank_norm": stable_rank_norm_ratio, "approximate_rank": approximate_rank}
+
+
+@torch.no_grad()
+def probe(model: torch.nn.Module, inputs: torch.Tensor, recorder: Recorder, x: int) -> None:
+    """Plasticity correlates of the current network (in evaluation mode) on a fixed probe batch (S, n, ...): per
+    unit layer, its dead units (an MLP's: zero on every example; a conv net's channels: active on < 1% of the
+    batch's positions) and, for layers of neurons (features (S, n, units)), the ranks of its representation; the
+    mean |w| of the model's weights (`probe_weights`); an activation's own state (AdaLin's α)."""
+    training = model.training
+    model.eval()
+    model(inputs)
+    for layer, features in enumerate(model.features, start=1):
+        recorder.add(x, "dead_units_pct", dead_unit_percent(features), layer)
+        if features.dim() == 3:
+            for name, value in ranks(features, RANKS).items():
+                recorder.add(x, name, value, layer)
+    recorder.add(x, "weight_magnitude", weight_magnitude(model.probe_weights()))
+    for layer, activation in enumerate(model.activations, start=1):
+        for name, value in activation.probe_metrics().items():     # e.g. AdaLin's α distribution
+            recorder.add(x, name, value, layer)
+    model.train(training)

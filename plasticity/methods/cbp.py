@@ -1,19 +1,33 @@
 """Continual backpropagation (Dohare et al. 2024): backprop plus generate-and-test of hidden units.
 
 After every optimizer step, each hidden unit's utility is updated as a running average, and a small fraction of
-the mature units with the lowest utility is reinitialised: fresh input weights from the layer's initial
-distribution, zero input bias, zero outgoing weights (so the network's function is unchanged), and the unit's
-mean contribution moved into the next layer's bias. Follows the reference (shibhansh/loss-of-plasticity,
-`lop/algos/gnt.py`) step for step, with one deliberate change: the reference's next-layer bias correction reads
-the running mean *after* zeroing it (a no-op); we apply the correction the paper describes, using the mean before
-the reset.
+the mature units with the lowest utility is reinitialised: fresh incoming weights from the layer's own initial
+distribution, zero input bias, the unit's BatchNorm entries reset, zero outgoing weights (so the network's
+function is unchanged), and the unit's mean contribution moved into the next layer's bias. It acts on any
+architecture through its unit layers (`plasticity.models.units`): a unit is a neuron or a conv output channel.
 
-`ContinualBackprop` works on seed-batched layers (weights (S, out, in)) and on an ordinary `nn.Sequential` of
-`nn.Linear` + activation modules (`ContinualBackprop.from_sequential`), where S = 1.
+Follows the reference (shibhansh/loss-of-plasticity: `lop/algos/gnt.py` for MLPs, `convGnT.py` for conv nets,
+`res_gnt.py` for the ResNet-18) step for step, with these deliberate differences, each a bug of the reference:
+- the next-layer bias correction: gnt.py reads the running mean *after* zeroing it (a no-op); we apply the
+  correction the paper describes, with the mean before the reset;
+- conv nets (convGnT): the Adam state of replaced units is reset too (convGnT's reset is skipped for the Adam it
+  is given), and the statistics are the same running averages as gnt.py's;
+- ResNet-18 (res_gnt.py): its running feature magnitude is a growing sum, never decayed; ours decays with η like
+  every other statistic (res_gnt.py's utility is then outgoing magnitude × that average; ours, with
+  util_type `contribution`, the running average of the product, gnt.py's definition, which one implementation
+  keeps for every architecture);
+- a replaced unit's incoming weights come from its own layer's init (the reference draws Kaiming-uniform for
+  every conv layer, whatever the net's init; under the joint protocol the gain MLP is initialised N(0, 0.01²)).
+Channels of a convolution are measured over batch and positions, as convGnT does; a channel of the last conv
+before a flatten feeds several inputs of the linear layer after it: its utility is averaged over them and all of
+them are cut. The bias correction needs a linear next layer with a trainable bias fed by one input per unit:
+conv-to-conv and conv-to-flatten units get none (as in convGnT; behind a BatchNorm it would be normalised away).
+
+`ContinualBackprop` also runs on an ordinary `nn.Sequential` of `nn.Linear` + activation modules
+(`ContinualBackprop.from_sequential`), where S = 1.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -22,25 +36,34 @@ from torch import nn
 from plasticity.config import ConfigError
 from plasticity.methods import Learner, register
 from plasticity.methods.adam import ResettableAdam
-from plasticity.models.mlp import kaiming_uniform_bound
+from plasticity.models.layers import kaiming_uniform_bound
+from plasticity.models.units import UnitLayer, feature_statistic_dims, uniform_init
 from plasticity.seeding import ChunkedStream, generators
 
 UTILITY_TYPES = ("contribution", "adaptation", "zero_contribution", "adaptable_contribution")
 
 
-@dataclass
-class _Layer:
-    """One hidden layer as CBP sees it: its own Linear and the next one, viewed with a leading seed dim."""
-    linear: nn.Module
-    next_linear: nn.Module
-    seeded: bool          # parameters already carry the seed dimension (SeedLinear) or not (nn.Linear)
-    bound: float          # U(-bound, bound) for new input weights
+class _SeedView(nn.Module):
+    """An ordinary nn.Linear seen with a leading seed dimension of 1 (views: writes reach the parameters)."""
 
-    def view(self, param: torch.Tensor) -> torch.Tensor:
-        return param if self.seeded else param.unsqueeze(0)
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.linear = linear
 
-    def index(self, seed: int, *index):
-        return (seed, *index) if self.seeded else index
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.linear.weight.unsqueeze(0)
+
+    @property
+    def bias(self) -> torch.Tensor:
+        return self.linear.bias.unsqueeze(0)
+
+
+def _parameter(module: nn.Module, name: str, index: tuple) -> tuple[torch.Tensor, tuple]:
+    """The parameter behind `module.name` and `index` into it (the seed index dropped for a _SeedView)."""
+    if isinstance(module, _SeedView):
+        return getattr(module.linear, name), index[1:]
+    return getattr(module, name), index
 
 
 def _mean_over(matrices: torch.Tensor, dim: int) -> torch.Tensor:
@@ -53,15 +76,15 @@ def _mean_over(matrices: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class ContinualBackprop:
-    """Generate-and-test over hidden layers; call `step(features)` after every `optimizer.step()`.
+    """Generate-and-test over unit layers; call `step(features)` after every `optimizer.step()`.
 
-    features: the hidden layers' activations of the step's forward pass, each (S, B, units) or (B, units).
-    unit_magnitudes: returns per layer the mean |input weight| and mean |output weight| of each unit (S, units);
-    by default computed from the weights at every step (a model may keep them up to date more cheaply, as
-    `SeedMLP.unit_magnitudes` does on its CPU kernels).
+    features: per unit layer, its output of the step's forward pass, (S, B, units, *positions) or (B, units).
+    unit_magnitudes: returns per layer the mean |incoming weight| and mean |outgoing weight| of each unit
+    (S, units); by default computed from the weights at every step (an MLP may keep them up to date more cheaply,
+    as `SeedMLP.unit_magnitudes` does on its CPU kernels).
     """
 
-    def __init__(self, layers: list[_Layer], optimizer: torch.optim.Optimizer, gens: list[torch.Generator],
+    def __init__(self, layers: list[UnitLayer], optimizer: torch.optim.Optimizer, gens: list[torch.Generator],
                  replacement_rate: float, maturity_threshold: int, decay_rate: float = 0.99,
                  util_type: str = "adaptable_contribution", accumulate: bool = False,
                  unit_magnitudes: Callable[[], tuple[list, list]] | None = None):
@@ -72,8 +95,8 @@ class ContinualBackprop:
         self.decay_rate, self.util_type, self.accumulate = decay_rate, util_type, accumulate
         self.unit_magnitudes = unit_magnitudes or self._weight_magnitudes
         num_seeds = len(gens)
-        shapes = [(num_seeds, layer.linear.out_features) for layer in layers]
-        device = layers[0].linear.weight.device
+        shapes = [(num_seeds, layer.units) for layer in layers]
+        device = layers[0].layer.weight.device
         self.age = [torch.zeros(shape, device=device) for shape in shapes]
         self.utility = [torch.zeros(shape, device=device) for shape in shapes]
         self.mean_activation = [torch.zeros(shape, device=device) for shape in shapes]
@@ -86,12 +109,14 @@ class ContinualBackprop:
     @classmethod
     def from_sequential(cls, net: nn.Sequential, optimizer: torch.optim.Optimizer, seed: int = 0,
                         activation: str = "relu", **kwargs) -> "ContinualBackprop":
-        """CBP on a plain PyTorch MLP: an `nn.Sequential` alternating `nn.Linear` and activation modules.
-        Forward hooks on the activations capture the features, so `step()` needs no arguments."""
+        """CBP on a plain PyTorch MLP: an `nn.Sequential` alternating `nn.Linear` and activation modules,
+        initialised Kaiming-uniform for `activation` (as the loss-of-plasticity reference's). Forward hooks on the
+        activations capture the features, so `step()` needs no arguments."""
         modules = list(net)
         linear_positions = [i for i, m in enumerate(modules) if isinstance(m, nn.Linear)]
-        layers = [_Layer(modules[i], modules[j], seeded=False,
-                         bound=kaiming_uniform_bound(activation, modules[i].in_features))
+        layers = [UnitLayer(_SeedView(modules[i]), _SeedView(modules[j]),
+                            uniform_init(kaiming_uniform_bound(activation, modules[i].in_features),
+                                         (modules[i].in_features,)))
                   for i, j in zip(linear_positions[:-1], linear_positions[1:])]
         cbp = cls(layers, optimizer, [torch.Generator().manual_seed(seed)], **kwargs)
         cbp._captured = [None] * len(layers)
@@ -106,50 +131,60 @@ class ContinualBackprop:
         """Update utilities and replace units; returns, per layer, a bool mask (S, units) of replaced units."""
         features = self._captured if features is None else features
         incoming, outgoing = self.unit_magnitudes()
-        return [self._test_and_generate(index, layer, hidden if hidden.dim() == 3 else hidden.unsqueeze(0),
+        return [self._test_and_generate(index, layer, hidden if hidden.dim() >= 3 else hidden.unsqueeze(0),
                                         incoming[index], outgoing[index])
                 for index, (layer, hidden) in enumerate(zip(self.layers, features))]
 
     def _weight_magnitudes(self) -> tuple[list, list]:
-        """Per hidden layer, mean |input weight| and mean |output weight| of each unit, (S, units).
+        """Per unit layer, mean |incoming weight| (S, units) and mean |outgoing weight| (S, units, positions).
 
-        |W| of each weight matrix is computed once per step into a reused buffer: a layer's outgoing matrix is the
-        next layer's incoming one, and at batch 1 these passes over the weights are most of CBP's cost."""
+        For linear layers |W| of each weight matrix is computed once per step into a reused buffer: a layer's
+        outgoing matrix is the next layer's incoming one, and at batch 1 these passes over the weights are most
+        of CBP's cost."""
         needs_incoming = self.util_type in ("adaptation", "adaptable_contribution")
-        magnitudes = {}
+        absolute: dict[int, torch.Tensor] = {}       # |W| of this step, by the weight's storage
+
+        def magnitude(weight: torch.Tensor) -> torch.Tensor:
+            key = weight.data_ptr()
+            if key not in absolute:
+                buffer = self._abs_buffers.get(key)
+                if buffer is None or buffer.shape != weight.shape:
+                    buffer = self._abs_buffers[key] = torch.empty_like(weight)
+                absolute[key] = torch.abs(weight, out=buffer)
+            return absolute[key]
+
+        incoming, outgoing = [], []
         for layer in self.layers:
-            for weight in ([layer.linear.weight] if needs_incoming else []) + [layer.next_linear.weight]:
-                if id(weight) not in magnitudes:
-                    magnitudes[id(weight)] = self._absolute(layer, weight)
-        incoming = [_mean_over(magnitudes[id(layer.linear.weight)], dim=2) if needs_incoming else None
-                    for layer in self.layers]
-        outgoing = [_mean_over(magnitudes[id(layer.next_linear.weight)], dim=1) for layer in self.layers]
+            if layer.layer.weight.dim() == 3 and layer.next_layer.weight.dim() == 3 and layer.positions == 1:
+                incoming.append(_mean_over(magnitude(layer.layer.weight), dim=2) if needs_incoming else None)
+                outgoing.append(_mean_over(magnitude(layer.next_layer.weight), dim=1))
+            else:
+                incoming.append(layer.incoming_magnitude() if needs_incoming else None)
+                outgoing.append(layer.outgoing_magnitude())
         return incoming, outgoing
 
-    def _absolute(self, layer: _Layer, weight: torch.Tensor) -> torch.Tensor:
-        view = layer.view(weight)
-        buffer = self._abs_buffers.get(id(weight))
-        if buffer is None or buffer.shape != view.shape:
-            buffer = self._abs_buffers[id(weight)] = torch.empty_like(view)
-        return torch.abs(view, out=buffer)
-
     def _instant_utility(self, hidden, corrected_mean, incoming, outgoing) -> torch.Tensor:
-        """This step's utility y of every unit, (S, units), before the running average."""
-        if self.util_type == "contribution":
-            return outgoing * hidden.abs().mean(dim=1)
+        """This step's utility y of every unit, (S, units), before the running average. `outgoing` is (S, units,
+        positions) (or (S, units)); a unit's utility is averaged over the positions it feeds."""
         if self.util_type == "adaptation":
             return 1.0 / incoming
-        zero_contribution = outgoing * (hidden - corrected_mean.unsqueeze(1)).abs().mean(dim=1)
-        if self.util_type == "zero_contribution":
-            return zero_contribution
-        return zero_contribution / incoming
+        deviation = hidden.abs() if self.util_type == "contribution" else \
+            (hidden - corrected_mean.view(*corrected_mean.shape[:2], *[1] * (hidden.dim() - 3)).unsqueeze(1)).abs()
+        if outgoing.dim() == 2 or outgoing.shape[2] == 1:
+            contribution = outgoing.reshape(corrected_mean.shape) * deviation.mean(dim=feature_statistic_dims(hidden))
+        else:       # a conv channel flattened into several linear inputs: per input, then averaged
+            per_input = deviation.mean(dim=1).flatten(2)
+            contribution = (outgoing * per_input).mean(dim=2)
+        if self.util_type in ("contribution", "zero_contribution"):
+            return contribution
+        return contribution / incoming
 
-    def _test_and_generate(self, index: int, layer: _Layer, hidden: torch.Tensor, incoming, outgoing):
+    def _test_and_generate(self, index: int, layer: UnitLayer, hidden: torch.Tensor, incoming, outgoing):
         eta = self.decay_rate
         age, utility, mean = self.age[index], self.utility[index], self.mean_activation[index]
         age += 1
         correction = 1 - eta ** age                                     # Adam-style bias correction
-        mean.mul_(eta).add_(hidden.mean(dim=1), alpha=1 - eta)
+        mean.mul_(eta).add_(hidden.mean(dim=feature_statistic_dims(hidden)), alpha=1 - eta)
         corrected_mean = mean / correction
         utility.mul_(eta).add_(self._instant_utility(hidden, corrected_mean, incoming, outgoing), alpha=1 - eta)
         corrected_utility = utility / correction
@@ -178,20 +213,27 @@ class ContinualBackprop:
             replaced[seed, units] = True
         return replaced
 
-    def _reinitialise(self, layer: _Layer, seed: int, units: torch.Tensor, unit_means: torch.Tensor):
-        weight, bias = layer.view(layer.linear.weight), layer.view(layer.linear.bias)
-        next_weight, next_bias = layer.view(layer.next_linear.weight), layer.view(layer.next_linear.bias)
-        fresh = torch.empty(len(units), weight.shape[2]).uniform_(-layer.bound, layer.bound,
-                                                                 generator=self.gens[seed])
-        weight[seed, units] = fresh.to(weight.device)
-        bias[seed, units] = 0
-        # Move the removed units' mean contribution into the next layer's bias, then cut their outputs.
-        next_bias[seed] += next_weight[seed][:, units] @ unit_means
-        next_weight[seed][:, units] = 0
+    def _reinitialise(self, layer: UnitLayer, seed: int, units: torch.Tensor, unit_means: torch.Tensor):
+        layer.reinitialise(seed, units, self.gens[seed])
+        next_bias = layer.next_layer.bias
+        if layer.positions == 1 and layer.next_layer.weight.dim() == 3 and layer.next_trainable_bias:
+            # Move the removed units' mean contribution into the next layer's bias, then cut their outputs.
+            next_bias[seed] += layer.next_layer.weight[seed][:, units] @ unit_means
+        layer.cut_outgoing(seed, units)
         if isinstance(self.optimizer, ResettableAdam):
-            self.optimizer.reset(layer.linear.weight, layer.index(seed, units))
-            self.optimizer.reset(layer.linear.bias, layer.index(seed, units))
-            self.optimizer.reset(layer.next_linear.weight, layer.index(seed, slice(None), units))
+            for module, name, index in self._replaced_slices(layer, seed, units):
+                self.optimizer.reset(*_parameter(module, name, index))
+
+    @staticmethod
+    def _replaced_slices(layer: UnitLayer, seed: int, units: torch.Tensor):
+        """(module, parameter name, index) of everything a replacement rewrote: the optimizer forgets them."""
+        yield layer.layer, "weight", (seed, units)
+        if layer.trainable_bias:
+            yield layer.layer, "bias", (seed, units)
+        if layer.norm is not None:
+            yield layer.norm, "weight", (seed, units)
+            yield layer.norm, "bias", (seed, units)
+        yield layer.next_layer, "weight", (seed, slice(None), layer.outgoing_index(units))
 
     def state_dict(self) -> dict:
         return {"age": self.age, "utility": self.utility, "mean_activation": self.mean_activation,
@@ -211,22 +253,19 @@ class ContinualBackprop:
 @register("cbp")
 def build(model, seeds, lr: float, replacement_rate: float, maturity_threshold: int, decay_rate: float = 0.99,
           util_type: str = "adaptable_contribution", accumulate: bool = False, optimizer: str = "sgd") -> Learner:
-    """CBP on a SeedMLP with SGD (the papers' regression and MNIST settings) or Adam (`optimizer: adam`)."""
-    if any(activation.expansion != 1 for activation in model.activations):
-        raise ConfigError(f"cbp needs one feature per hidden unit; activation {model.activation_name!r} passes on "
-                          "more (CReLU): use an activation with one output per unit")
+    """Continual backprop with SGD (the papers' settings) or Adam (`optimizer: adam`), on any architecture."""
+    if any(getattr(activation, "expansion", 1) != 1 for activation in getattr(model, "activations", [])):
+        raise ConfigError(f"cbp needs one feature per hidden unit; activation "
+                          f"{getattr(model, 'activation_name', '?')!r} passes on more (CReLU): use an activation "
+                          "with one output per unit")
     params = model.parameters()
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"cbp: unknown optimizer {optimizer!r}; valid: ['sgd', 'adam']")
     opt = torch.optim.SGD(params, lr=lr) if optimizer == "sgd" else ResettableAdam(params, lr=lr)
-    depth = len(model.layers) - 1
-    layers = [_Layer(model.layers[i], model.layers[i + 1], seeded=True,
-                     bound=kaiming_uniform_bound(model.activation_name, model.layers[i].in_features))
-              for i in range(depth)]
-    magnitudes = None       # a model without its own |W| bookkeeping (the joint protocol's GainMLP): CBP computes it
+    magnitudes = None       # a model without its own |W| bookkeeping: CBP computes them from the weights
     if hasattr(model, "track_unit_magnitudes"):
         model.track_unit_magnitudes()
         magnitudes = model.unit_magnitudes
-    cbp = ContinualBackprop(layers, opt, generators(seeds, "cbp"), replacement_rate, maturity_threshold,
-                            decay_rate, util_type, accumulate, unit_magnitudes=magnitudes)
-    return Learner(opt, after_step=cbp.step, state=cbp)
+    cbp = ContinualBackprop(model.unit_layers(), opt, generators(seeds, "cbp"), replacement_rate,
+                            maturity_threshold, decay_rate, util_type, accumulate, unit_magnitudes=magnitudes)
+    return Learner(opt, after_step=lambda features: cbp.step([f.detach() for f in features]), state=cbp)

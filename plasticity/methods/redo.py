@@ -1,11 +1,11 @@
 """ReDo, recycling dormant neurons (Sokar et al. 2023, "The dormant neuron phenomenon in deep reinforcement
 learning", ICML; reference code: google/dopamine, labs/redo/weight_recyclers.py).
 
-Every `every` steps, each hidden unit i of each layer gets, per seed, the score s_i = mean|h_i| / mean_j mean|h_j|
+Every `every` steps, each unit i (a neuron, or a conv channel measured over all positions) of each layer gets, per seed, the score s_i = mean|h_i| / mean_j mean|h_j|
 (the mean over the layer's units; plus 1e-9 as in the reference, so a layer whose units are all silent is all
 dormant rather than NaN). A unit with s_i ≤ `threshold` is dormant: its incoming weights are redrawn from the
-layer's initial distribution (U(−b, b), b = `kaiming_uniform_bound`, SeedMLP's init), its bias is set to 0 (its
-initial value) and its outgoing weights to 0, so the network's output is unchanged; the optimizer's running state
+layer's initial distribution (its unit layer's init; the MLP's Kaiming-uniform U(−b, b)), its bias is set to 0
+and its BatchNorm entries to the identity, and its outgoing weights to 0, so the network's output is unchanged; the optimizer's running state
 of exactly those weights and biases is zeroed (Adam's moments; torch.optim.Adam's step count, one per tensor,
 stays, as the reference's count does; the reference leaves the biases' moments, we reset them with the biases).
 
@@ -25,7 +25,7 @@ import torch
 
 from plasticity.methods import Learner, register
 from plasticity.methods.optimizers import make_optimizer
-from plasticity.models.mlp import kaiming_uniform_bound
+from plasticity.models.units import UnitLayer, feature_statistic_dims
 from plasticity.seeding import generators
 
 SCORE_EPSILON = 1e-9
@@ -37,46 +37,49 @@ def unit_scores(mean_activity: torch.Tensor) -> torch.Tensor:
 
 
 class DormantUnitRecycler:
-    """ReDo on a seed-batched MLP (`model.layers` of SeedLinear, weights (S, out, in)); call `step(hidden)` after
-    every optimizer step with the step's hidden activations, each (S, B, units)."""
+    """ReDo on a seed-batched model's unit layers (`plasticity.models.units`: neurons or conv channels); call
+    `step(features)` after every optimizer step with the step's features of each unit layer, (S, B, units, ...)."""
 
-    def __init__(self, model, optimizer: torch.optim.Optimizer, gens: list[torch.Generator], threshold: float,
-                 every: int):
-        self.layer_pairs = list(zip(model.layers[:-1], model.layers[1:]))       # a hidden layer, the one after it
-        self.bounds = [kaiming_uniform_bound(model.activation_name, layer.in_features)
-                       for layer, _ in self.layer_pairs]
+    def __init__(self, layers: list[UnitLayer], optimizer: torch.optim.Optimizer, gens: list[torch.Generator],
+                 threshold: float, every: int):
+        self.layers = layers
         self.optimizer, self.gens, self.threshold, self.every = optimizer, gens, threshold, every
-        self.activity = [layer.weight.new_zeros(len(gens), layer.out_features) for layer, _ in self.layer_pairs]
+        self.activity = [layer.layer.weight.new_zeros(len(gens), layer.units) for layer in layers]
         self.steps = 0
 
     @torch.no_grad()
-    def step(self, hidden: list[torch.Tensor]) -> list[torch.Tensor] | None:
-        """Accumulate mean|h| of every unit; on every `every`-th call recycle the dormant units and return, per
-        layer, their mask (S, units); None on other calls."""
-        for activity, features, (layer, _) in zip(self.activity, hidden, self.layer_pairs):
-            if features.shape[-1] != layer.out_features:
-                raise ValueError(f"redo: a hidden layer has {features.shape[-1]} features but {layer.out_features} "
-                                 f"units; ReDo needs one feature per unit (not an activation that concatenates)")
-            activity += features.abs().mean(dim=1)
+    def step(self, features: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        """Accumulate mean|h| of every unit (over the batch and positions); on every `every`-th call recycle the
+        dormant units and return, per layer, their mask (S, units); None on other calls."""
+        for activity, hidden, layer in zip(self.activity, features, self.layers):
+            if hidden.shape[2] != layer.units:
+                raise ValueError(f"redo: a unit layer has {hidden.shape[2]} features but {layer.units} units; ReDo "
+                                 "needs one feature per unit (not an activation that concatenates)")
+            activity += hidden.abs().mean(dim=feature_statistic_dims(hidden))
         self.steps += 1
         if self.steps % self.every:
             return None
-        return [self._recycle(index) for index in range(len(self.layer_pairs))]
+        return [self._recycle(index) for index in range(len(self.layers))]
 
     def _recycle(self, index: int) -> torch.Tensor:
-        layer, next_layer = self.layer_pairs[index]
+        layer = self.layers[index]
         dormant = unit_scores(self.activity[index] / self.every) <= self.threshold
         self.activity[index].zero_()
         for seed, seed_dormant in enumerate(dormant.cpu()):
             units = seed_dormant.nonzero().squeeze(1)
             if len(units):
-                fresh = torch.empty(len(units), layer.in_features).uniform_(-self.bounds[index], self.bounds[index],
-                                                                            generator=self.gens[seed])
-                layer.weight[seed, units] = fresh.to(layer.weight.device)
-        incoming, outgoing = dormant.unsqueeze(2), dormant.unsqueeze(1)
-        layer.bias.masked_fill_(dormant, 0)
-        next_layer.weight.masked_fill_(outgoing, 0)
-        for param, mask in ((layer.weight, incoming), (layer.bias, dormant), (next_layer.weight, outgoing)):
+                layer.reinitialise(seed, units, self.gens[seed])
+                layer.cut_outgoing(seed, units)
+        weight, next_weight = layer.layer.weight, layer.next_layer.weight
+        incoming = dormant.view(*dormant.shape, *[1] * (weight.dim() - 2))
+        outgoing = dormant.repeat_interleave(layer.positions, dim=1).view(
+            dormant.shape[0], 1, -1, *[1] * (next_weight.dim() - 3))
+        state = [(weight, incoming), (next_weight, outgoing)]
+        if layer.trainable_bias:
+            state.append((layer.layer.bias, dormant))
+        if layer.norm is not None:
+            state += [(layer.norm.weight, dormant), (layer.norm.bias, dormant)]
+        for param, mask in state:
             self._forget(param, mask)
         return dormant
 
@@ -100,5 +103,5 @@ class DormantUnitRecycler:
 @register("redo")
 def build(model, seeds, lr: float, every: int, threshold: float = 0.1, optimizer: str = "adam") -> Learner:
     opt = make_optimizer(model.parameters(), optimizer, lr)
-    recycler = DormantUnitRecycler(model, opt, generators(seeds, "redo"), threshold, every)
+    recycler = DormantUnitRecycler(model.unit_layers(), opt, generators(seeds, "redo"), threshold, every)
     return Learner(opt, after_step=recycler.step, state=recycler)

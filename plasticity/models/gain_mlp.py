@@ -87,6 +87,10 @@ class GainMLP(nn.Module):
     def features(self) -> list[torch.Tensor]:
         return self.hidden
 
+    def probe_weights(self) -> list[torch.Tensor]:
+        """The weights whose mean |w| the probes record: every layer's (not the biases), as the reference's."""
+        return [layer.weight for layer in self.layers]
+
     def unit_layers(self) -> list[UnitLayer]:
         """Every hidden layer's neurons, redrawn from N(0, hidden_std²) like the layer's initial weights (their
         biases are frozen at zero, so methods leave them)."""

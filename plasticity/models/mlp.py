@@ -117,6 +117,10 @@ class SeedMLP(nn.Module):
     def features(self) -> list[torch.Tensor]:
         return self.hidden
 
+    def probe_weights(self) -> list[torch.Tensor]:
+        """The weights whose mean |w| the probes record: every layer's (not the biases), as the reference's."""
+        return [layer.weight for layer in self.layers]
+
     def unit_layers(self) -> list[UnitLayer]:
         """Every hidden layer's neurons, redrawn from the layer's Kaiming-uniform init."""
         return [UnitLayer(self.layers[index], self.layers[index + 1],
