@@ -5,6 +5,10 @@ lop_convnet (Dohare et al.) and kumar_cnn (Kumar et al.).
 Unit layers are every convolution (a unit is a channel) and every hidden linear layer. A convolution's features are
 its output after the activation and the pooling, as the loss-of-plasticity reference measures them; the last
 convolution's channels each feed H·W consecutive inputs of the first linear layer (`positions`).
+
+A replaced unit is drawn from its layer's own default init, U(±1/√fan_in). The loss-of-plasticity reference's
+ConvGnT does so for convolutions but draws linear units from Kaiming-uniform with the ReLU gain, U(±√(6/fan_in)),
+wider than those layers started (quirk); here every architecture redraws from the layer's initial distribution.
 """
 from __future__ import annotations
 
@@ -77,8 +81,6 @@ class GainConvNet(GainHead, ConvNet):
     """ConvNet with a gain-modulated head."""
 
 
-def build_convnet(arch: str, input_shape: tuple[int, ...], out_features: int, seeds: list[int],
-                  convs: list[tuple[int, int]], widths: list[int], activation: str, gain_head: bool,
-                  head_std: float) -> ConvNet:
-    network = GainConvNet if gain_head else ConvNet
-    return network(arch, input_shape, out_features, seeds, convs, widths, activation, head_std)
+def build_convnet(*args, gain_head: bool, **kwargs) -> ConvNet:
+    """ConvNet's arguments; a gain-modulated head if `gain_head`."""
+    return (GainConvNet if gain_head else ConvNet)(*args, **kwargs)

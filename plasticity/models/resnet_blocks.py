@@ -53,7 +53,7 @@ class SeedBasicBlock(nn.Module):
 
 class SeedResNet(SeedVisionNet):
     """widths: the four stages' channels; bias: whether convs have biases; kaiming: LOP's init (convs N(0, 2/fan_in),
-    head N(0, 1/fan_in), biases 0, replaced units N(0, 2/fan_in)) instead of PyTorch's default (every layer and
+    the ReLU gain whatever the activation, head N(0, 1/fan_in), biases 0, replaced units N(0, 2/fan_in)) instead of PyTorch's default (every layer and
     replaced unit U(±1/√fan_in)); pool_kernel: average pooling of the last map with that kernel, keeping the pooled
     map (S, B, C, h, w) as the last features, or None for global average pooling to (S, B, C)."""
 
@@ -98,16 +98,16 @@ class SeedResNet(SeedVisionNet):
         """The architecture's init, from each seed's "init" stream, layer by layer; BatchNorms to the identity."""
         gens = generators(self.seeds, "init")
         for conv in [self.conv1] + [conv for block in self.blocks for conv in block.convs()]:
-            if self.kaiming:
-                init_normal_(conv, kaiming_std(conv, "relu"), gens)
-            else:
-                init_default_(conv, gens)
+            self._init_layer(conv, "relu", gens)
         for norm in self._norms():
             norm.reset_parameters()
+        self.reset_head(gens, lambda head, head_gens: self._init_layer(head, "linear", head_gens))
+
+    def _init_layer(self, layer: nn.Module, nonlinearity: str, gens: list[torch.Generator]) -> None:
         if self.kaiming:
-            self.reset_head(gens, lambda head, head_gens: init_normal_(head, kaiming_std(head, "linear"), head_gens))
+            init_normal_(layer, kaiming_std(layer, nonlinearity), gens)
         else:
-            self.reset_head(gens, init_default_)
+            init_default_(layer, gens)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         if self.pool_kernel is None:
