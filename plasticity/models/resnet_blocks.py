@@ -52,10 +52,11 @@ class SeedBasicBlock(nn.Module):
 
 
 class SeedResNet(SeedVisionNet):
-    """widths: the four stages' channels; bias: whether convs have biases; kaiming: LOP's init (convs N(0, 2/fan_in),
-    the ReLU gain whatever the activation, head N(0, 1/fan_in), biases 0, replaced units N(0, 2/fan_in)) instead of PyTorch's default (every layer and
-    replaced unit U(±1/√fan_in)); pool_kernel: average pooling of the last map with that kernel, keeping the pooled
-    map (S, B, C, h, w) as the last features, or None for global average pooling to (S, B, C)."""
+    """widths: the four stages' channels; bias: whether convs have biases; kaiming: LOP's init (convs and replaced
+    units N(0, 2/fan_in), the ReLU gain whatever the activation, as the reference; head N(0, 1/fan_in); biases 0)
+    instead of PyTorch's default (every layer and replaced unit U(±1/√fan_in)); pool_kernel: average pooling of the
+    last map with that kernel, keeping the pooled map (S, B, C, h, w) as the last features, or None for global
+    average pooling to (S, B, C)."""
 
     def __init__(self, arch: str, input_shape: tuple[int, ...], out_features: int, seeds: list[int],
                  widths: list[int], bias: bool, kaiming: bool, pool_kernel: int | None, activation: str,
