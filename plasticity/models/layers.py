@@ -1,13 +1,23 @@
 """Seed-batched layers: parameters with a leading seed dimension S, so that one module holds S independent networks
-and a seed's numbers do not depend on the other seeds of its block."""
+and a seed's numbers do not depend on the other seeds of its block.
+
+Feature maps are (S, B, C, H, W), seed first like the MLP's (S, B, F), but stored B-major: the tensor is a
+`.transpose(0, 1)` view of a contiguous (B, S, C, H, W) one. Viewed as (B, S·C, H, W) it is an ordinary batch of
+images whose channels are the seeds' channels side by side, so one grouped convolution (groups = S), one BatchNorm
+over S·C channels or one pooling call serves every seed, without copies (`to_channels`, `from_channels`). On the
+CPU, convolutions and BatchNorms run one call per seed instead, for bit-for-bit block invariance (`per_seed`).
+"""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from plasticity.activations import build_activation
+from plasticity.models.units import InitialWeights, uniform_init
 
 
 def kaiming_uniform_bound(activation_name: str, fan_in: int) -> float:
@@ -32,3 +42,175 @@ class SeedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
+def fan_in(layer: nn.Module) -> int:
+    """Inputs per unit of a seed-batched layer, weight (S, units, *fan_in): in·kh·kw for a convolution."""
+    return math.prod(layer.weight.shape[2:])
+
+
+def default_bound(layer: nn.Module) -> float:
+    """PyTorch's default init of nn.Linear / nn.Conv2d, kaiming_uniform_(a=√5) for the weight and the same bound for
+    the bias: U(±1/√fan_in)."""
+    return 1 / math.sqrt(fan_in(layer))
+
+
+def kaiming_std(layer: nn.Module, nonlinearity: str) -> float:
+    """Standard deviation of nn.init.kaiming_normal_(mode="fan_in"): gain/√fan_in."""
+    return nn.init.calculate_gain(nonlinearity) / math.sqrt(fan_in(layer))
+
+
+def _fill_per_seed(tensor: torch.Tensor, gens: list[torch.Generator],
+                   draw: Callable[[tuple[int, ...], torch.Generator], torch.Tensor]) -> None:
+    """Seed s's slice drawn on the CPU from its own generator, so it does not depend on the block."""
+    tensor.copy_(torch.stack([draw(tuple(tensor.shape[1:]), g) for g in gens]))
+
+
+@torch.no_grad()
+def init_default_(layer: nn.Module, gens: list[torch.Generator]) -> None:
+    """PyTorch's default init of the layer, per seed: weight and bias U(±1/√fan_in)."""
+    bound = default_bound(layer)
+    tensors = [layer.weight] + ([layer.bias] if layer.bias is not None else [])
+    for tensor in tensors:
+        _fill_per_seed(tensor, gens, lambda shape, g: torch.empty(shape).uniform_(-bound, bound, generator=g))
+
+
+@torch.no_grad()
+def init_normal_(layer: nn.Module, std: float, gens: list[torch.Generator]) -> None:
+    """Weight N(0, std²) per seed, bias 0."""
+    _fill_per_seed(layer.weight, gens, lambda shape, g: torch.randn(shape, generator=g) * std)
+    if layer.bias is not None:
+        layer.bias.zero_()
+
+
+def default_unit_init(layer: nn.Module) -> InitialWeights:
+    """A replaced unit's incoming weights from the layer's PyTorch default init."""
+    return uniform_init(default_bound(layer), tuple(layer.weight.shape[2:]))
+
+
+def to_channels(x: torch.Tensor) -> torch.Tensor:
+    """(S, B, C, H, W) -> (B, S·C, H, W): free for a B-major tensor, a copy otherwise."""
+    return x.transpose(0, 1).flatten(1, 2)
+
+
+def from_channels(y: torch.Tensor, num_seeds: int) -> torch.Tensor:
+    """(B, S·C, H, W) -> (S, B, C, H, W), a B-major view."""
+    return y.unflatten(1, (num_seeds, -1)).transpose(0, 1)
+
+
+def per_seed(function: Callable[..., torch.Tensor], x: torch.Tensor, *arguments: list) -> torch.Tensor:
+    """`function(x_s, *arguments_s)` for each seed's (B, C, H, W) slice, stacked into a B-major (S, B, C', H', W').
+
+    The CPU path of the layers below. PyTorch's CPU convolution picks its algorithm from the shape and layout of
+    its input, so one grouped call over S·C channels could compute a seed's numbers differently for another S;
+    one call per seed, on a contiguous slice, gives every seed the call it would get alone. The backward pass
+    gets the same care: a seed's output gradient is a strided slice of the block's, and the CPU BatchNorm
+    backward sums a strided gradient in another order, so each call receives its gradient made contiguous."""
+    outputs = [_contiguous_grad(function(x_s.contiguous(), *arguments_s))
+               for x_s, *arguments_s in zip(x.unbind(0), *arguments)]
+    return torch.stack(outputs, dim=1).transpose(0, 1)
+
+
+def _contiguous_grad(y: torch.Tensor) -> torch.Tensor:
+    if y.requires_grad:
+        y.register_hook(torch.Tensor.contiguous)
+    return y
+
+
+def _on_cpu(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu"
+
+
+class SeedConv2d(nn.Module):
+    """`nn.Conv2d` for S seeds: weight (S, out, in, kh, kw), bias (S, out) or None; input (S, B, in, H, W) ->
+    (S, B, out, H', W'), B-major. One F.conv2d per seed on the CPU (see `per_seed`), one grouped convolution
+    elsewhere (GPU runs are not bit for bit block-invariant anyway)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_seeds: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True):
+        super().__init__()
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.stride, self.padding = stride, padding
+        self.weight = nn.Parameter(torch.zeros(num_seeds, out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(num_seeds, out_channels)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.per_seed(x) if _on_cpu(x) else self.grouped(x)
+
+    def per_seed(self, x: torch.Tensor) -> torch.Tensor:
+        biases = self.bias.unbind(0) if self.bias is not None else [None] * len(self.weight)
+        return per_seed(lambda x_s, weight, bias: F.conv2d(x_s, weight, bias, self.stride, self.padding),
+                        x, self.weight.unbind(0), biases)
+
+    def grouped(self, x: torch.Tensor) -> torch.Tensor:
+        num_seeds = self.weight.shape[0]
+        bias = self.bias.flatten() if self.bias is not None else None
+        y = F.conv2d(to_channels(x), self.weight.flatten(0, 1), bias, self.stride, self.padding, groups=num_seeds)
+        return from_channels(y, num_seeds)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, bias={self.bias is not None}, seeds={self.weight.shape[0]}")
+
+
+class SeedBatchNorm2d(nn.Module):
+    """`nn.BatchNorm2d` for S seeds: weight, bias, running_mean, running_var (S, C). Training mode normalises with
+    each seed-channel's batch statistics and updates the running ones (momentum 0.1, unbiased variance, as torch);
+    evaluation mode uses the running statistics. One F.batch_norm per seed on the CPU, as SeedConv2d."""
+
+    def __init__(self, num_features: int, num_seeds: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = nn.Parameter(torch.ones(num_seeds, num_features))
+        self.bias = nn.Parameter(torch.zeros(num_seeds, num_features))
+        self.register_buffer("running_mean", torch.zeros(num_seeds, num_features))
+        self.register_buffer("running_var", torch.ones(num_seeds, num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """The identity transform and fresh statistics, as nn.BatchNorm2d starts."""
+        self.weight.fill_(1)
+        self.bias.zero_()
+        self.running_mean.zero_()
+        self.running_var.fill_(1)
+        self.num_batches_tracked.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        return self.per_seed(x) if _on_cpu(x) else self.grouped(x)
+
+    def _normalise(self, x, running_mean, running_var, weight, bias) -> torch.Tensor:
+        # The running statistics are views of the (S, C) buffers, which F.batch_norm updates in place.
+        return F.batch_norm(x, running_mean, running_var, weight, bias, self.training, self.momentum, self.eps)
+
+    def per_seed(self, x: torch.Tensor) -> torch.Tensor:
+        return per_seed(self._normalise, x, self.running_mean.unbind(0), self.running_var.unbind(0),
+                        self.weight.unbind(0), self.bias.unbind(0))
+
+    def grouped(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._normalise(to_channels(x), self.running_mean.view(-1), self.running_var.view(-1),
+                            self.weight.flatten(), self.bias.flatten())
+        return from_channels(y, x.shape[0])
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, seeds={self.weight.shape[0]}"
+
+
+# Pooling runs on all seeds at once, also on the CPU: a max is exact, and torch's average pooling of a contiguous
+# map sums each window on its own in a fixed order, so neither mixes channels nor depends on their number.
+def max_pool(x: torch.Tensor, kernel_size: int | tuple[int, int]) -> torch.Tensor:
+    """F.max_pool2d (stride = kernel) of (S, B, C, H, W) maps."""
+    return from_channels(F.max_pool2d(to_channels(x), kernel_size), x.shape[0])
+
+
+def avg_pool(x: torch.Tensor, kernel_size: int | tuple[int, int]) -> torch.Tensor:
+    """F.avg_pool2d (stride = kernel) of (S, B, C, H, W) maps."""
+    return from_channels(F.avg_pool2d(to_channels(x), kernel_size), x.shape[0])
+
+
+def flatten(x: torch.Tensor) -> torch.Tensor:
+    """(S, B, C, H, W) -> (S, B, C·H·W) in torch's (C, H, W) order, made S-major contiguous: the seed-batched
+    matmul of the linear layer after it then reads each seed's inputs as one dense matrix, as in any block."""
+    return x.flatten(2).contiguous()
