@@ -48,6 +48,10 @@ class SeedVisionNet(nn.Module):
     def num_seeds(self) -> int:
         return len(self.seeds)
 
+    def probe_weights(self) -> list[torch.Tensor]:
+        """Every parameter, whose mean |w| the probes record (Dohare et al.'s conv-net measure)."""
+        return list(self.parameters())
+
     def build_head(self, in_features: int, out_features: int) -> nn.Module:
         head_type = GainLinear if isinstance(self, GainHead) else SeedLinear
         return head_type(in_features, out_features, self.num_seeds)
