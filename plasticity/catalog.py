@@ -18,7 +18,7 @@ import torch
 from plasticity.activations import ACTIVATIONS, check_activation
 from plasticity.benchmarks import BENCHMARKS, benchmark_shapes, check_benchmark_arguments
 from plasticity.config import ConfigError
-from plasticity.engine.job import PROTOCOLS
+from plasticity.engine.job import PROTOCOL_DESCRIPTIONS, PROTOCOLS
 from plasticity.methods import METHODS, check_hyperparameters
 from plasticity.models import MODELS, build_model, model_settings
 
@@ -57,9 +57,13 @@ def source_files(obj) -> list[str]:
 
 
 def describe(obj) -> str:
-    """The first line of an object's docstring (its class's, for an instance)."""
-    doc = inspect.getdoc(obj) or ""
-    return doc.splitlines()[0] if doc else ""
+    """An object's one-line description: its `description`, else the first sentence of its docstring (its class's,
+    for an instance), else of its module's."""
+    if isinstance(getattr(obj, "description", None), str):
+        return obj.description
+    doc = inspect.getdoc(obj) or inspect.getdoc(sys.modules[obj.__module__]) or ""
+    paragraph = " ".join(doc.split("\n\n")[0].split())
+    return paragraph.split(". ")[0].rstrip(".")
 
 
 def _arguments(function, supplied: tuple[str, ...]) -> dict:
@@ -81,8 +85,8 @@ def registries() -> dict[str, dict[str, dict]]:
         "models": {name: {"description": describe(build),
                           "arguments": _arguments(build, ("input_shape", "out_features", "seeds", "row_kernels"))}
                    for name, build in sorted(MODELS.items())},
-        "activations": {name: {"description": describe(build(1, None))} for name, build in sorted(ACTIVATIONS.items())},
-        "protocols": {name: {"description": describe(train)} for name, train in sorted(PROTOCOLS.items())},
+        "activations": {name: {"description": describe(build(2, None))} for name, build in sorted(ACTIVATIONS.items())},
+        "protocols": {name: {"description": PROTOCOL_DESCRIPTIONS[name]} for name in sorted(PROTOCOLS)},
     }
 
 

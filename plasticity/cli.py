@@ -43,6 +43,26 @@ def _at_least_or_off(kind, minimum):
     return parse
 
 
+LISTS = ("methods", "benchmarks", "models", "activations", "protocols", "experiments", "figures")
+
+
+def _list(args):
+    """One name a line with its one-line description: the registries, the figures, the protocol's experiments."""
+    if args.what == "experiments":
+        from plasticity.config import load_protocol
+        entries = {name: experiment.get("description", "")
+                   for name, experiment in load_protocol(args.experiments).items()}
+    elif args.what == "figures":
+        from plasticity.catalog import figures
+        entries = {name: figure["description"] for name, figure in figures().items()}
+    else:
+        from plasticity.catalog import registries
+        entries = {name: entry["description"] for name, entry in registries()[args.what].items()}
+    width = max(map(len, entries), default=0)
+    for name, description in entries.items():
+        print(f"{name:<{width}}  {description}".rstrip())
+
+
 def _aggregate(args):
     from plasticity.analysis.aggregate import aggregate_files
     aggregate_files(args.inputs, args.out)
@@ -91,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also save it every K tasks (benchmarks with tasks, contexts of the joint protocol; "
                             "default off)")
     train.set_defaults(handler=_train)
+
+    listing = commands.add_parser("list", help="what exists: methods, benchmarks, models, activations, protocols, "
+                                  "experiments or figures, one a line with its description")
+    listing.add_argument("what", choices=LISTS)
+    listing.add_argument("--experiments", default="config/experiments.yaml", help="the protocol file (experiments)")
+    listing.set_defaults(handler=_list)
 
     aggregate = commands.add_parser("aggregate", help="mean and standard error across seeds")
     aggregate.add_argument("--inputs", nargs="+", required=True)

@@ -54,6 +54,10 @@ class Pointwise(Activation):
         super().__init__()
         self.name, self.function, self._derivative, self.init_gain = name, function, derivative, init_gain
 
+    @property
+    def description(self) -> str:
+        return f"{self.name}, elementwise"
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.function(z)
 

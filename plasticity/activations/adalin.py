@@ -31,6 +31,8 @@ BASES = {
 
 
 class AdaLin(PerUnitParameter):
+    """AdaLin: φ(x) + α·x·g(x), a gated linear term with a learned α per unit (per channel on feature maps)."""
+
     def __init__(self, base: str = "relu", num_features: int = 1, per_unit: bool = True,
                  gens: list[torch.Generator] | None = None):
         if base not in BASES:
@@ -58,6 +60,10 @@ class AdaLin(PerUnitParameter):
         gate = self.gate(z)
         self.set_alpha_grad(grad_h * z * gate)
         return grad_h * (self.phi_derivative(z) + self.broadcast_alpha(z) * gate)
+
+    @property
+    def description(self) -> str:
+        return f"AdaLin on {self.base}, α per {'unit' if self.alpha.shape[-1] > 1 else 'layer'}"
 
     def extra_repr(self) -> str:
         return f"base={self.base}, alpha={tuple(self.alpha.shape)}"

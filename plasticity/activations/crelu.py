@@ -11,6 +11,8 @@ from plasticity.activations import Activation, register
 
 
 class CReLU(Activation):
+    """CReLU: [ReLU(x), ReLU(−x)], two features per unit (parameter-matched width)."""
+
     expansion = 2
     init_gain = "relu"
 

@@ -9,6 +9,8 @@ from plasticity.activations import PerUnitParameter, register
 
 
 class PReLU(PerUnitParameter):
+    """PReLU: a learned negative-side slope per unit (per channel on feature maps)."""
+
     init_gain = "relu"
 
     def __init__(self, num_features: int = 1, gens: list[torch.Generator] | None = None, init: float = 0.25):

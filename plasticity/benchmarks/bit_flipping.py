@@ -19,6 +19,7 @@ def _signs(shape, gen):
 
 @register("bit_flipping")
 class BitFlipping(Benchmark):
+    """Slowly-changing regression: a fixed LTU target net whose input bits flip slowly."""
     out_features = 1
     stream_attributes = ("flipping_bits", "position")
 

@@ -14,6 +14,7 @@ from plasticity.data.mnist import flat_training_set
 
 @register("permuted_mnist")
 class PermutedMnist(Benchmark):
+    """Online permuted MNIST: a fresh pixel permutation every task, each example seen once."""
     dataset = "mnist"
     in_features = 784
     out_features = 10

@@ -13,6 +13,8 @@ from plasticity.seeding import generators
 
 @register("permuted_mnist_joint")
 class PermutedMnistJoint(ContextBenchmark):
+    """Permuted MNIST under joint training: task 1 the identity, later tasks fixed permutations."""
+
     def __init__(self, seeds, device, num_tasks: int = 3, mnist_path=None):
         super().__init__(seeds, device, mnist_path)
         if num_tasks < 1:

@@ -17,6 +17,7 @@ from plasticity.data.mnist import flat_training_set
 
 @register("random_label_mnist")
 class RandomLabelMnist(Benchmark):
+    """Random Label MNIST: a fixed image set relabelled at random every task, several epochs per task."""
     dataset = "mnist"
     in_features = 784
     out_features = 10

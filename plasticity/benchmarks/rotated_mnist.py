@@ -9,6 +9,8 @@ from plasticity.config import ConfigError
 
 @register("rotated_mnist")
 class RotatedMnist(ContextBenchmark):
+    """Rotated MNIST under joint training: one task per rotation angle."""
+
     def __init__(self, seeds, device, angles: tuple = (0, 80, 160), mnist_path=None):
         super().__init__(seeds, device, mnist_path)
         if not angles:

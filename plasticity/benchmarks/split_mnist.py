@@ -9,6 +9,8 @@ from plasticity.config import ConfigError
 
 @register("split_mnist")
 class SplitMnist(ContextBenchmark):
+    """Split MNIST under joint training: tasks of digit pairs, cumulative contexts."""
+
     def __init__(self, seeds, device, num_tasks: int = 5, classes_per_task: int = 2, mnist_path=None):
         super().__init__(seeds, device, mnist_path)
         if num_tasks < 1 or classes_per_task < 1 or num_tasks * classes_per_task > 10:

@@ -22,8 +22,13 @@ from plasticity.engine.online import train_online
 from plasticity.engine.tasks import train_tasks
 from plasticity.io import write_atomically
 
-# Training protocols by name (an experiment's `protocol`, default online).
+# Training protocols by name (an experiment's `protocol`, default online), each with its one-line description.
 PROTOCOLS = {"online": train_online, "joint": train_joint, "tasks": train_tasks}
+PROTOCOL_DESCRIPTIONS = {
+    "online": "one stream, every example seen once, the online metric in bins (loss of plasticity, AdaLin)",
+    "joint": "contexts trained on the union of all data so far, evaluated every iteration (stability gap)",
+    "tasks": "tasks of several epochs each, test and validation accuracy per task or epoch (vision)",
+}
 
 
 def train(spec: dict, mnist_path: str | None = None, progress: bool = True,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import sys
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from plasticity import stability_gap
@@ -35,7 +34,7 @@ from plasticity.config import ConfigError
 from plasticity.models import build_model
 from plasticity.methods import build_learner
 from plasticity.methods.ngm_sgd import prediction_entropy
-from plasticity.engine.common import Recorder, TrainingState, resolve_device
+from plasticity.engine.common import Recorder, TrainingState, autograd_step, resolve_device
 
 
 # Which tasks are evaluated after every iteration: "seen", every task from the start of its context; "ended",
@@ -62,18 +61,33 @@ class JointRecord:
                        **{name: torch.full((num_seeds, total + 1), nan)
                           for name in ("train_loss", "train_accuracy", "entropy")}}
         self.evaluated_from: list[int] = []     # per task, the first iteration it was evaluated at
+        self.diverged_at = torch.full((num_seeds,), -1, dtype=torch.long)   # the iteration its loss stopped being finite
+
+    def mark_diverged(self, losses: torch.Tensor, iteration: int) -> None:
+        newly = (~torch.isfinite(losses)).cpu() & (self.diverged_at < 0)
+        self.diverged_at[newly] = iteration
 
     def state_dict(self) -> dict:
         return {"curves": {name: curve.clone() for name, curve in self.curves.items()},
-                "evaluated_from": list(self.evaluated_from)}
+                "evaluated_from": list(self.evaluated_from), "diverged_at": self.diverged_at.clone()}
 
     def load_state_dict(self, state: dict) -> None:
         for name, curve in self.curves.items():
             curve.copy_(state["curves"][name])
         self.evaluated_from = list(state["evaluated_from"])
+        self.diverged_at.copy_(state["diverged_at"])
+
+    def _blank_diverged(self) -> None:
+        """NaN from each diverged seed's divergence on: a diverged network's accuracies are no measurement."""
+        for seed, at in enumerate(self.diverged_at.tolist()):
+            if at >= 0:
+                for curve in self.curves.values():
+                    curve[seed, ..., at:] = float("nan")
 
     def emit(self, recorder: Recorder, per_context: int) -> None:
-        """Add every measured point, then the stability-gap metrics of every seed, to `recorder`."""
+        """Add every measured point, then the stability-gap metrics of every seed, to `recorder` (NaN for a seed
+        from its divergence on, and `diverged`, `diverged_at`)."""
+        self._blank_diverged()
         curves, total = self.curves, self.curves["test_accuracy"].shape[1] - 1
 
         def add(curve: torch.Tensor, metric: str, start: int, layer: int = 0) -> None:
@@ -95,6 +109,8 @@ class JointRecord:
             else:
                 for transition in range(values.shape[1]):
                     recorder.add(total, name, values[:, transition], layer=transition + 1)
+        recorder.add(total, "diverged", (self.diverged_at >= 0).double())
+        recorder.add(total, "diverged_at", self.diverged_at.double())
 
 
 @torch.enable_grad()     # plasticity.engine.job.train, which dispatches here, runs without autograd
@@ -165,15 +181,12 @@ def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True
                 benchmark.start_context(context)
             model.train()
             inputs, targets = benchmark.next_batch(batch_size)
-            output = model(inputs)
-            per_seed = F.cross_entropy(output.transpose(1, 2), targets, reduction="none").mean(1)
-            learner.optimizer.zero_grad(set_to_none=True)
-            per_seed.sum().backward()       # seeds are independent: the sum's gradient is each seed's own
-            learner.optimizer.step()
+            output, per_seed = autograd_step(model, learner.optimizer, inputs, targets, "cross_entropy")
             if learner.after_step is not None:
-                learner.after_step([hidden.detach() for hidden in model.hidden])
+                learner.after_step([hidden.detach() for hidden in model.features])
             n = iteration + 1
-            curves["train_loss"][:, n] = per_seed.detach().cpu()
+            record.mark_diverged(per_seed, n)
+            curves["train_loss"][:, n] = per_seed.cpu()
             curves["train_accuracy"][:, n] = (output.argmax(-1) == targets).float().mean(1).cpu()
             curves["entropy"][:, n] = prediction_entropy(output).cpu()
             if context > 0 and tasks_evaluated == "ended" and step == per_context - 1:

@@ -64,6 +64,7 @@ class ResettableAdam(torch.optim.Optimizer):
 
 @register("adam")
 def build(model, seeds, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Learner:
+    """Adam (torch.optim.Adam, fused) on every parameter."""
     # torch's fused kernel: the same update in one pass (about 10x faster than the default loop on a CPU for the
     # small nets here, where the optimizer step would otherwise cost more than the forward and backward passes).
     return Learner(torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, beta2), eps=eps, fused=True))

@@ -53,5 +53,6 @@ class L2Init(torch.optim.Optimizer):
 
 @register("l2_init")
 def build(model, seeds, lr: float, weight_decay: float, optimizer: str = "adam") -> Learner:
+    """L2 Init (Kumar et al.): L2 regularisation toward the initial parameters."""
     params = list(model.parameters())
     return Learner(L2Init(make_optimizer(params, optimizer, lr), weight_decay))

@@ -97,9 +97,11 @@ def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 @register("ngm_sgd")
 def build(model, seeds, lr: float, eta: float, gamma: float = 0.9, g0: float = 1.0) -> Learner:
+    """NGM-SGD: SGD with entropy-driven neuronal gains (needs a gain-modulated network)."""
     return Learner(NGMSGD(trainable(model), model, lr=lr, eta=eta, gamma=gamma, g0=g0))
 
 
 @register("g0_sgd")
 def build_g0(model, seeds, lr: float, g0: float = 1.0) -> Learner:
+    """G0-SGD, NGM-SGD's ablation: the gains held at g0."""
     return Learner(NGMSGD(trainable(model), model, lr=lr, eta=0.0, g0=g0))

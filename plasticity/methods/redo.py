@@ -102,6 +102,7 @@ class DormantUnitRecycler:
 
 @register("redo")
 def build(model, seeds, lr: float, every: int, threshold: float = 0.1, optimizer: str = "adam") -> Learner:
+    """ReDo (Sokar et al.): recycle dormant units every `every` steps."""
     opt = make_optimizer(model.parameters(), optimizer, lr)
     recycler = DormantUnitRecycler(model.unit_layers(), opt, generators(seeds, "redo"), threshold, every)
     return Learner(opt, after_step=recycler.step, state=recycler)

@@ -15,9 +15,11 @@ def _trainable(model):
 
 @register("sgd")
 def build(model, seeds, lr: float, momentum: float = 0.0) -> Learner:
+    """SGD on the trainable parameters (the stability-gap paper's baseline name)."""
     return Learner(torch.optim.SGD(_trainable(model), lr=lr, momentum=momentum))
 
 
 @register("msgd")
 def build_momentum(model, seeds, lr: float, momentum: float = 0.9) -> Learner:
+    """SGD with momentum 0.9 on the trainable parameters (MSGD)."""
     return Learner(torch.optim.SGD(_trainable(model), lr=lr, momentum=momentum))
