@@ -114,3 +114,14 @@ def autograd_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inpu
         losses.sum().backward()
     optimizer.step()
     return output.detach(), losses.detach()
+
+
+@torch.no_grad()
+def nonfinite_seeds(model: torch.nn.Module) -> torch.Tensor:
+    """(S,) bool on the CPU: the seeds with a NaN or infinite parameter. Such a network's accuracy (the argmax of
+    NaN logits) would look like chance rather than divergence, so the protocols test the weights themselves."""
+    bad = None
+    for param in model.parameters():
+        seed_bad = ~torch.isfinite(param).flatten(1).all(dim=1)
+        bad = seed_bad if bad is None else bad | seed_bad
+    return bad.cpu()

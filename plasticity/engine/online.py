@@ -14,7 +14,7 @@ from plasticity.benchmarks import benchmark_shapes, build_benchmark
 from plasticity.config import ConfigError
 from plasticity.engine.probes import probe
 from plasticity.engine.checkpoint import Checkpoints
-from plasticity.engine.common import Recorder, TrainingState, autograd_step, resolve_device
+from plasticity.engine.common import Recorder, TrainingState, autograd_step, nonfinite_seeds, resolve_device
 from plasticity.methods import build_learner
 from plasticity.models import build_model
 from plasticity.models.mlp import loss_and_output_grad
@@ -106,7 +106,7 @@ def train_online(spec: dict, mnist_path: str | None = None, progress: bool = Tru
                 learner.after_step(model.features)
             if (seen + batch_size) % bin_size == 0:
                 value = bin_total / (bin_size // batch_size)
-                newly = (~torch.isfinite(value)).cpu() & (diverged_at < 0)
+                newly = ((~torch.isfinite(value)).cpu() | nonfinite_seeds(model)) & (diverged_at < 0)
                 diverged_at[newly] = seen + batch_size
                 recorder.add(seen + batch_size, online_metric, torch.where(diverged_at.to(device) >= 0,
                                                                            torch.nan, value))

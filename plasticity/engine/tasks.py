@@ -32,7 +32,7 @@ from plasticity.benchmarks import benchmark_shapes, build_benchmark
 from plasticity.benchmarks.tasks import Split
 from plasticity.config import ConfigError
 from plasticity.engine.checkpoint import Checkpoints
-from plasticity.engine.common import Recorder, TrainingState, autograd_step, resolve_device
+from plasticity.engine.common import Recorder, TrainingState, autograd_step, nonfinite_seeds, resolve_device
 from plasticity.engine.probes import probe
 from plasticity.methods import build_learner
 from plasticity.models import build_model
@@ -224,7 +224,7 @@ def _end_epoch(spec, model, task, mask, run: Progress, recorder: Recorder, x: in
     weights, and at the task's last epoch record the task's accuracies (reloading the best weights first)."""
     examples = task.train.inputs.shape[1]
     epoch_loss = run.loss_sum / examples
-    newly = (~torch.isfinite(epoch_loss)).cpu() & (run.diverged_at < 0)
+    newly = ((~torch.isfinite(epoch_loss)).cpu() | nonfinite_seeds(model)) & (run.diverged_at < 0)
     run.diverged_at[newly] = x
     recorder.add(x, "train_loss", finite(epoch_loss))
     recorder.add(x, "train_accuracy", finite(run.correct_sum / examples))
