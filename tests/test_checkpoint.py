@@ -103,14 +103,7 @@ CASES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread, as each Snakemake training job has: two threads on a busy 2-core machine are many times
-    slower at these small sizes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Crash(Exception):
