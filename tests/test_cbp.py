@@ -419,3 +419,18 @@ def test_gain_mlp_units_are_redrawn_from_its_normal_init_and_its_frozen_biases_s
     for layer in model.layers:
         assert not layer.bias.any() and not layer.bias.requires_grad
         assert torch.equal(layer.gain, torch.ones_like(layer.gain))
+
+
+def test_a_seeds_channel_statistics_do_not_depend_on_its_block():
+    """kumar_cnn on 16×16 images, whose conv2 maps are 1×1 (B-major views, as every conv net's maps): seed 1's
+    running means and utilities beside seed 0 equal those of seed 1 alone, bit for bit."""
+    images = torch.rand(2, 10, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    statistics = []
+    for seeds, inputs in (([0, 1], images), ([1], images[1:])):
+        model = build_model({"arch": "kumar_cnn"}, (3, 16, 16), 10, seeds)
+        model(inputs)
+        cbp = cbp_on(model, range(4), maturity_threshold=10)
+        cbp.step([feature.detach() for feature in model.features])
+        statistics.append(cbp.mean_activation + cbp.utility)
+    for beside, alone in zip(*statistics):
+        assert torch.equal(beside[1], alone[0])

@@ -242,6 +242,21 @@ def test_dormant_conv_channel_is_recycled_over_all_its_positions():
             assert torch.equal(learner.optimizer.state[param][key], want), f"{name}: {key}"
 
 
+def test_a_seeds_channel_activity_does_not_depend_on_its_block():
+    """kumar_cnn on 16×16 images (1×1 conv2 maps, B-major views): seed 1's mean |h| beside seed 0 is its own alone."""
+    images = torch.rand(2, 10, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    activities = []
+    for seeds, inputs in (([0, 1], images), ([1], images[1:])):
+        model = build_model({"arch": "kumar_cnn"}, (3, 16, 16), 10, seeds)
+        model(inputs)
+        recycler = DormantUnitRecycler(model.unit_layers(), torch.optim.SGD(model.parameters(), lr=0.1),
+                                       generators(seeds, "redo"), threshold=0.1, every=2)
+        recycler.step([feature.detach() for feature in model.features])
+        activities.append(recycler.activity)
+    for beside, alone in zip(*activities):
+        assert torch.equal(beside[1], alone[0])
+
+
 def test_a_seed_recycles_the_same_in_any_block():
     """Seed 1 trained beside seed 0 ends where seed 1 trained alone does (threshold 1: units below their layer's
     mean activity are recycled at every check, so many fresh draws)."""
