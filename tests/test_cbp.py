@@ -234,9 +234,13 @@ def test_conv_to_conv_channels_by_hand():
 
 def test_last_conv_channel_feeds_its_positions_of_the_linear_layer():
     """conv2 → flatten → fc1: a channel's utility is averaged over its 4 fc1 inputs (per input: that input's
-    mean |w_out| times mean_batch |h − f̂|, f̂ the channel's mean), and all 4 columns are cut."""
+    mean |w_out| times mean_batch |h − f̂|, f̂ the channel's mean), and all 4 columns are cut, with their Adam
+    state (ResettableAdam)."""
     model = kumar_cnn()
     conv2, fc1 = model.convs[1], model.fcs[0]
+    adam = ResettableAdam(model.parameters(), lr=0.01)
+    model(torch.randn(2, 4, *CONV_INPUT, generator=torch.Generator().manual_seed(0))).square().sum().backward()
+    adam.step()                                # every entry's step count 1
     incoming = with_changes(1.0, [{}, {0: 4.0}])
     outgoing = [[[1.0] * 4 for _ in range(16)] for _ in range(2)]     # mean |w_out| per (channel, position)
     outgoing[0][7] = [0.4] * 4
@@ -252,7 +256,7 @@ def test_last_conv_channel_feeds_its_positions_of_the_linear_layer():
     # h = 2 ± spread over the two examples: f̂ = 2 for every channel
     sign = torch.tensor([1.0, -1.0]).view(1, 2, 1, 1, 1)
     features = 2 + sign * torch.tensor(spread).view(2, 1, 16, 2, 2)
-    cbp = cbp_on(model, [1])
+    cbp = cbp_on(model, [1], optimizer=adam)
 
     cbp.step([features])
     torch.testing.assert_close(cbp.mean_activation[0], torch.full((2, 16), 1.0))
@@ -268,11 +272,17 @@ def test_last_conv_channel_feeds_its_positions_of_the_linear_layer():
     assert not columns[replaced].any(), "columns 4c..4c+3 of every replaced channel c"
     assert torch.equal(columns[~replaced], before["fcs.0.weight"].unflatten(2, (16, 4)).transpose(1, 2)[~replaced])
     assert torch.equal(fc1.bias, before["fcs.0.bias"]), "no bias correction for a channel feeding 4 inputs"
+    reset = {conv2.weight: replaced[:, :, None, None, None].expand_as(conv2.weight), conv2.bias: replaced,
+             fc1.weight: replaced.repeat_interleave(4, dim=1)[:, None, :].expand_as(fc1.weight)}
+    for param, where in reset.items():
+        assert torch.equal(adam.state[param]["step"], torch.where(where, 0.0, 1.0))
+        assert not adam.state[param]["exp_avg"][where].any() and not adam.state[param]["exp_avg_sq"][where].any()
 
 
 def test_bias_correction_only_for_linear_to_linear_units():
     """Every unit layer of kumar_cnn at once, every unit's mean activation f̂ = 2: the mean contribution of the
-    replaced neurons moves into the next bias of fc1 → fc2 and fc2 → head; conv → conv and conv → flatten get none."""
+    replaced neurons moves into the next bias of fc1 → fc2 and fc2 → head; conv → conv and conv → flatten (4
+    inputs a channel) get none."""
     model = kumar_cnn()
     shapes = [(16, 8, 8), (16, 2, 2), (100,), (100,)]
     sign = torch.tensor([1.0, -1.0]).view(1, 2, 1)
