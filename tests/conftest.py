@@ -1,5 +1,6 @@
 """Shared fixtures. Tests run from the repository root (pyproject's testpaths)."""
 import pytest
+import torch
 
 from plasticity.data.mnist import materialise_mnist
 from workflow_helpers import SMOKE, copy_workflow, snakemake
@@ -19,3 +20,13 @@ def smoke_run(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
     snakemake(workdir, "--cores", "2", "--configfile", SMOKE)
     return workdir
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread, as each Snakemake training job has: two threads on a busy 2-core machine are many times
+    slower at these small sizes (use it with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,11 +1,12 @@
 """Checkpoints: a killed or preempted training job resumes and ends with exactly the numbers of an uninterrupted run
-(on the CPU): in process for every method, under both protocols (a crash or a SIGTERM at a chosen step), as a
+(on the CPU): in process for every method, under every protocol (a crash or a SIGTERM at a chosen step), as a
 `plasticity train` process killed with SIGKILL or stopped with SIGTERM, and under Snakemake.
 """
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import signal
 import subprocess
@@ -18,7 +19,10 @@ import pytest
 import torch
 import yaml
 
+import plasticity.engine.checkpoint
 import plasticity.engine.online
+import plasticity.engine.tasks
+from plasticity.benchmarks import build_benchmark
 from plasticity.benchmarks.bit_flipping import BitFlipping
 from plasticity.benchmarks.contexts import ContextBenchmark
 from plasticity.benchmarks.permuted_mnist import PermutedMnist
@@ -26,6 +30,7 @@ from plasticity.engine.checkpoint import Checkpoints, Terminated
 from plasticity.config import deep_merge, expand_runs, job_spec, load_protocol
 from plasticity.methods import METHODS
 from plasticity.engine.job import train
+from test_tasks import CBP as TASKS_CBP, tasks_job
 from workflow_helpers import copy_workflow, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,9 +80,22 @@ def joint(experiment: str, run: str, iterations_per_context: int, **overrides) -
     return job_spec(experiment, experiment_spec, run, [0, 1], "cpu")
 
 
+def tasks_cbp(optimizer: str) -> dict:
+    """CBP (SGD or Adam) on kumar_cnn under the tasks protocol: 3 class-incremental synthetic tasks (3×16×16) of 2
+    epochs of 4 batches (24 steps), evaluated every epoch with validation and best-weights reloads, the head zeroed
+    at task starts, a step-size schedule, probes, logits of unseen classes masked; units replaced every few steps."""
+    run = {"method": "cbp", "hparams": {**TASKS_CBP["hparams"], "optimizer": optimizer}}
+    return tasks_job(run=run, benchmark_args={"incremental": True}, mask_unseen_classes=True, reset_head="zero",
+                     evaluation={"every": "epoch", "best_validation": True}, probe={"size": 8},
+                     schedule={"epochs": [0, 1], "factors": [1.0, 0.5]})
+
+
 def steps_per_task(spec: dict) -> int:
     if spec.get("protocol") == "joint":
         return spec["iterations_per_context"]
+    if spec.get("protocol") == "tasks":
+        task = build_benchmark(spec["benchmark"], spec["benchmark_args"], spec["seeds"], "cpu", None).task(0)
+        return spec["epochs_per_task"] * math.ceil(task.train.inputs.shape[1] / spec["batch_size"])
     return spec["benchmark_args"]["examples_per_task"] // spec["batch_size"]
 
 
@@ -85,7 +103,10 @@ def steps_per_task(spec: dict) -> int:
 # online protocol, permuted MNIST checkpointed at task boundaries (every 300 examples), and the joint protocol
 # (steps are iterations): NGM-SGD checkpointed at context boundaries and evaluating every task from its context's
 # start (so a resume at a boundary adds the new task's evaluation set), G0-SGD every 256 iterations (mid-context),
-# and baselines with optimizer state (momentum, Adam's moments) on the other two benchmarks.
+# and baselines with optimizer state (momentum, Adam's moments) on the other two benchmarks; the tasks protocol
+# (steps are batches): CBP on a conv net checkpointed at task boundaries, and with Adam every 3 steps (`check_every`
+# stands in for CHECK_EVERY_STEPS), so that it resumes mid-epoch (a permutation half used, the epoch's sums, the
+# task's best weights so far).
 CASES = {
     **{run: (bit_flipping(run, 3000), {"minutes": 0}, (700, 1900))
        for run in ("bp", "adam", "l2", "shrink_perturb", "cbp")},
@@ -100,25 +121,22 @@ CASES = {
     "joint_g0_sgd": (joint("ngm_split_mnist", "g0_sgd", 120), {"minutes": 0}, (300, 550)),
     "joint_msgd": (joint("ngm_permuted_mnist", "msgd", 20), {"minutes": None, "tasks": 1}, (25, 50)),
     "joint_adam": (joint("ngm_rotated_mnist", "adam", 20), {"minutes": None, "tasks": 1}, (25, 45)),
+    "tasks_cbp": (tasks_cbp("sgd"), {"minutes": None, "tasks": 1}, (11, 21)),
+    "tasks_cbp_adam": (tasks_cbp("adam"), {"minutes": 0, "check_every": 3}, (11, 23)),
 }
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread, as each Snakemake training job has: two threads on a busy 2-core machine are many times
-    slower at these small sizes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Crash(Exception):
     """Stands for a kill: the process ends in the middle of a step."""
 
 
-# A function each protocol calls once per step: the online loop's loss, the joint loop's batch draw.
-ONCE_PER_STEP = {"online": (plasticity.engine.online, "loss_and_output_grad"), "joint": (ContextBenchmark, "next_batch")}
+# A function each protocol calls once per step: the online loop's loss, the joint loop's batch draw, the tasks loop's
+# training step.
+ONCE_PER_STEP = {"online": (plasticity.engine.online, "loss_and_output_grad"),
+                 "joint": (ContextBenchmark, "next_batch"), "tasks": (plasticity.engine.tasks, "autograd_step")}
 
 
 def at_call(monkeypatch, call: int, action, spec: dict) -> None:
@@ -144,12 +162,20 @@ def load(checkpoint: Path) -> dict:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)
 
 
+def scheduled(checkpoint: Path, schedule: dict, monkeypatch) -> Checkpoints:
+    """Checkpoints to `checkpoint` on a case's schedule; its `check_every`, if any, replaces CHECK_EVERY_STEPS."""
+    schedule = dict(schedule)
+    if "check_every" in schedule:
+        monkeypatch.setattr(plasticity.engine.checkpoint, "CHECK_EVERY_STEPS", schedule.pop("check_every"))
+    return Checkpoints(checkpoint, **schedule)
+
+
 def crashed_run(spec: dict, mnist: str | None, checkpoint: Path, schedule: dict, monkeypatch, step: int) -> dict:
     """Train (resuming from `checkpoint` if it is there) until step `step` crashes; the checkpoint it left."""
     resumed_step = load(checkpoint)["step"] if checkpoint.exists() else 0
     at_call(monkeypatch, step - resumed_step + 1, crash, spec)
     with pytest.raises(Crash):
-        train(spec, mnist, progress=False, checkpoints=Checkpoints(checkpoint, **schedule))
+        train(spec, mnist, progress=False, checkpoints=scheduled(checkpoint, schedule, monkeypatch))
     monkeypatch.undo()
     return load(checkpoint)
 
@@ -196,7 +222,7 @@ def test_resumed_run_equals_uninterrupted_run(case, tmp_path, monkeypatch, mnist
     if "tasks" in schedule:
         assert twice["step"] % (schedule["tasks"] * steps_per_task(spec)) == 0, "saved at task boundaries"
 
-    resumed = Checkpoints(checkpoint, **schedule)
+    resumed = scheduled(checkpoint, schedule, monkeypatch)
     frame = train(spec, mnist, progress=False, checkpoints=resumed)
     assert resumed.resumed_at == [first["examples"], twice["examples"]]
     pd.testing.assert_frame_equal(frame, uninterrupted, check_exact=True)
@@ -204,7 +230,7 @@ def test_resumed_run_equals_uninterrupted_run(case, tmp_path, monkeypatch, mnist
 
 def test_cbp_cases_replace_units(tmp_path, monkeypatch):
     """The CBP cases above do exercise generate-and-test (besides its utilities) before they are resumed."""
-    for case in ("cbp", "cbp_adam"):
+    for case in ("cbp", "cbp_adam", "tasks_cbp", "tasks_cbp_adam"):
         spec, schedule, (first_crash, _) = CASES[case]
         assert_units_were_replaced(crashed_run(spec, None, tmp_path / f"{case}.ckpt", schedule, monkeypatch,
                                                first_crash))
@@ -216,7 +242,7 @@ def test_every_method_is_checked():
     assert not missing, f"add a resume case for method(s) {sorted(missing)} to CASES"
 
 
-@pytest.mark.parametrize("case, step", [("cbp", 1000), ("joint_ngm_sgd", 37)])
+@pytest.mark.parametrize("case, step", [("cbp", 1000), ("joint_ngm_sgd", 37), ("tasks_cbp_adam", 14)])
 def test_sigterm_saves_at_the_next_step_boundary_and_stops(case, step, tmp_path, monkeypatch, mnist_file):
     spec = CASES[case][0]
     mnist = mnist_file if spec["benchmark"] != "bit_flipping" else None

@@ -9,6 +9,7 @@ from plasticity.config import ConfigError
 from plasticity.methods import build_learner
 from plasticity.methods.l2_init import L2Init
 from plasticity.methods.redo import DormantUnitRecycler, unit_scores
+from plasticity.models import build_model
 from plasticity.models.mlp import SeedMLP, kaiming_uniform_bound, loss_and_output_grad
 from plasticity.seeding import generators
 
@@ -205,6 +206,55 @@ def test_dead_unit_is_recycled_and_nothing_else_changes():
             if param in recycled:
                 want[recycled[param]] = 0
             assert torch.equal(moment, want), f"{key} of a {tuple(param.shape)} parameter"
+
+
+def test_dormant_conv_channel_is_recycled_over_all_its_positions():
+    """kumar_cnn on 3×20×20 images: channel 6 of conv2 (seed 0) is silent, so dormant; its incoming weights are
+    redrawn from conv2's default init, its bias is 0, and the 4 fc1 columns it feeds (24..27) are cut, with their
+    Adam moments; nothing else changes, seed 1 not at all."""
+    model = build_model({"arch": "kumar_cnn"}, (3, 20, 20), 10, [0, 1])
+    learner = build_learner("redo", model, [0, 1], {"lr": 1e-3, "every": 1})
+    model(torch.randn(2, 4, 3, 20, 20, generator=torch.Generator().manual_seed(0))).square().sum().backward()
+    learner.optimizer.step()
+    for state in learner.optimizer.state.values():          # visible moments everywhere
+        state["exp_avg"].fill_(1.0)
+        state["exp_avg_sq"].fill_(1.0)
+    before = {name: param.detach().clone() for name, param in model.named_parameters()}
+    features = [torch.ones(2, 3, *shape) for shape in [(16, 8, 8), (16, 2, 2), (100,), (100,)]]
+    features[1][0, :, 6] = 0.0
+    dormant = learner.after_step(features)
+
+    assert [mask.nonzero().tolist() for mask in dormant] == [[], [[0, 6]], [], []]
+    conv2, fc1 = model.convs[1], model.fcs[0]
+    incoming = conv2.weight[0, 6]
+    assert incoming.abs().max() <= 1 / math.sqrt(16 * 25) and (incoming != before["convs.1.weight"][0, 6]).all()
+    recycled = {"convs.1.weight": (0, 6), "convs.1.bias": (0, 6), "fcs.0.weight": (0, slice(None), slice(24, 28))}
+    expected = dict(before)
+    expected["convs.1.weight"][0, 6] = incoming
+    expected["convs.1.bias"][0, 6] = 0
+    expected["fcs.0.weight"][0, :, 24:28] = 0
+    for name, param in model.named_parameters():
+        assert torch.equal(param, expected[name]), name
+        for key in ("exp_avg", "exp_avg_sq"):
+            want = torch.ones_like(param)
+            if name in recycled:
+                want[recycled[name]] = 0
+            assert torch.equal(learner.optimizer.state[param][key], want), f"{name}: {key}"
+
+
+def test_a_seeds_channel_activity_does_not_depend_on_its_block():
+    """kumar_cnn on 16×16 images (1×1 conv2 maps, B-major views): seed 1's mean |h| beside seed 0 is its own alone."""
+    images = torch.rand(2, 10, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    activities = []
+    for seeds, inputs in (([0, 1], images), ([1], images[1:])):
+        model = build_model({"arch": "kumar_cnn"}, (3, 16, 16), 10, seeds)
+        model(inputs)
+        recycler = DormantUnitRecycler(model.unit_layers(), torch.optim.SGD(model.parameters(), lr=0.1),
+                                       generators(seeds, "redo"), threshold=0.1, every=2)
+        recycler.step([feature.detach() for feature in model.features])
+        activities.append(recycler.activity)
+    for beside, alone in zip(*activities):
+        assert torch.equal(beside[1], alone[0])
 
 
 def test_a_seed_recycles_the_same_in_any_block():

@@ -86,7 +86,7 @@ def train_online(spec: dict, mnist_path: str | None = None, progress: bool = Tru
             if step >= checkpoints.next_check:
                 checkpoints.at_step(step, seen, state.state_dict)
             if task_length and seen % task_length == 0:
-                probe(model, benchmark.peek(spec["probe"]["size"]), recorder, seen)
+                probe(model, benchmark.peek(spec["probe"]["size"]), recorder, seen, diverged=diverged_at >= 0)
             inputs, targets = benchmark.next_batch(batch_size)
             if hand_derived:
                 output = model(inputs)

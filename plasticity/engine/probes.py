@@ -105,21 +105,32 @@ RANKS = {"effective_rank": effective_rank, "stable_rank": stable_rank_cumulative
 
 
 @torch.no_grad()
-def probe(model: torch.nn.Module, inputs: torch.Tensor, recorder: Recorder, x: int) -> None:
+def probe(model: torch.nn.Module, inputs: torch.Tensor, recorder: Recorder, x: int,
+          diverged: torch.Tensor | None = None) -> None:
     """Plasticity correlates of the current network (in evaluation mode) on a fixed probe batch (S, n, ...): per
     unit layer, its dead units (an MLP's: zero on every example; a conv net's channels: active on < 1% of the
     batch's positions) and, for layers of neurons (features (S, n, units)), the ranks of its representation; the
-    mean |w| of the model's weights (`probe_weights`); an activation's own state (AdaLin's α)."""
+    mean |w| of the model's weights (`probe_weights`); an activation's own state (AdaLin's α).
+
+    A seed has no value (NaN) where it has diverged (`diverged`, (S,) bool, the protocol's record) or where a
+    layer's features are not finite: NaN features are neither dead nor alive, and a diverged seed's numbers must
+    not enter the means across seeds as if it were training (plasticity.analysis leaves NaN seeds out)."""
     training = model.training
     model.eval()
     model(inputs)
+    lost = torch.zeros(inputs.shape[0], dtype=torch.bool) if diverged is None else diverged.cpu()
+
+    def record(name: str, value: torch.Tensor, layer: int, missing: torch.Tensor = lost) -> None:
+        recorder.add(x, name, torch.where(missing, torch.nan, value.detach().double().cpu()), layer)
+
     for layer, features in enumerate(model.features, start=1):
-        recorder.add(x, "dead_units_pct", dead_unit_percent(features), layer)
+        not_finite = ~torch.isfinite(features).flatten(1).all(dim=1).cpu()
+        record("dead_units_pct", dead_unit_percent(features), layer, lost | not_finite)
         if features.dim() == 3:
             for name, value in ranks(features, RANKS).items():
-                recorder.add(x, name, value, layer)
-    recorder.add(x, "weight_magnitude", weight_magnitude(model.probe_weights()))
+                record(name, value, layer)
+    record("weight_magnitude", weight_magnitude(model.probe_weights()), 0)
     for layer, activation in enumerate(model.activations, start=1):
         for name, value in activation.probe_metrics().items():     # e.g. AdaLin's α distribution
-            recorder.add(x, name, value, layer)
+            record(name, value, layer)
     model.train(training)

@@ -189,7 +189,7 @@ def train_tasks(spec: dict, mnist_path: str | None = None, progress: bool = True
                 run.best_state = None
                 if spec.get("probe"):
                     probe_inputs = task.train.inputs[:, :spec["probe"]["size"]]
-                    probe(model, probe_inputs, recorder, done_epochs)
+                    probe(model, probe_inputs, recorder, done_epochs, diverged=run.diverged_at >= 0)
             if batch == 0:
                 for group, lr in zip(learner.optimizer.param_groups, initial_lrs):
                     group["lr"] = lr * schedule_factor(spec.get("schedule"), epoch)

@@ -37,7 +37,7 @@ from plasticity.config import ConfigError
 from plasticity.methods import Learner, register
 from plasticity.methods.adam import ResettableAdam
 from plasticity.models.layers import kaiming_uniform_bound
-from plasticity.models.units import UnitLayer, feature_statistic_dims, uniform_init
+from plasticity.models.units import UnitLayer, feature_statistic_dims, seed_major, uniform_init
 from plasticity.seeding import ChunkedStream, generators
 
 UTILITY_TYPES = ("contribution", "adaptation", "zero_contribution", "adaptable_contribution")
@@ -131,8 +131,8 @@ class ContinualBackprop:
         """Update utilities and replace units; returns, per layer, a bool mask (S, units) of replaced units."""
         features = self._captured if features is None else features
         incoming, outgoing = self.unit_magnitudes()
-        return [self._test_and_generate(index, layer, hidden if hidden.dim() >= 3 else hidden.unsqueeze(0),
-                                        incoming[index], outgoing[index])
+        features = [seed_major(hidden if hidden.dim() >= 3 else hidden.unsqueeze(0)) for hidden in features]
+        return [self._test_and_generate(index, layer, hidden, incoming[index], outgoing[index])
                 for index, (layer, hidden) in enumerate(zip(self.layers, features))]
 
     def _weight_magnitudes(self) -> tuple[list, list]:

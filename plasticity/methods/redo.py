@@ -25,7 +25,7 @@ import torch
 
 from plasticity.methods import Learner, register
 from plasticity.methods.optimizers import make_optimizer
-from plasticity.models.units import UnitLayer, feature_statistic_dims
+from plasticity.models.units import UnitLayer, feature_statistic_dims, seed_major
 from plasticity.seeding import generators
 
 SCORE_EPSILON = 1e-9
@@ -55,7 +55,7 @@ class DormantUnitRecycler:
             if hidden.shape[2] != layer.units:
                 raise ValueError(f"redo: a unit layer has {hidden.shape[2]} features but {layer.units} units; ReDo "
                                  "needs one feature per unit (not an activation that concatenates)")
-            activity += hidden.abs().mean(dim=feature_statistic_dims(hidden))
+            activity += seed_major(hidden).abs().mean(dim=feature_statistic_dims(hidden))
         self.steps += 1
         if self.steps % self.every:
             return None

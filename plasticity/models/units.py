@@ -91,3 +91,14 @@ def feature_statistic_dims(features: torch.Tensor) -> tuple[int, ...]:
     """The dims of seed-batched features (S, B, units, *spatial) that a per-unit statistic averages over: the
     batch and every spatial position (a conv channel is one unit)."""
     return (1,) + tuple(range(3, features.dim()))
+
+
+def seed_major(features: torch.Tensor) -> torch.Tensor:
+    """Features (S, B, units, *spatial) laid out S-major before a method reduces them to per-unit statistics.
+
+    A conv net's maps are B-major views (`plasticity.models.layers`), and the CPU's reduction over the batch of a
+    B-major map (measured: one of 1×1 positions, kumar_cnn's last map at 16×16 or slim_resnet18's pooled map at
+    32×32) sums in an order that depends on S, so a seed's utilities, and then which units it replaces, would depend
+    on its block. S-major, each seed's features are laid out as they are alone. The MLPs' features are S-major
+    already (no copy); on other devices, which are not bit for bit block-invariant anyway, nothing is copied."""
+    return features.contiguous() if features.device.type == "cpu" else features
