@@ -81,8 +81,8 @@ def joint(experiment: str, run: str, iterations_per_context: int, **overrides) -
 
 
 def tasks_cbp(optimizer: str) -> dict:
-    """CBP (SGD or Adam) on kumar_cnn under the tasks protocol: 3 class-incremental synthetic tasks (3×16×16) of 2
-    epochs of 4 batches (24 steps), evaluated every epoch with validation and best-weights reloads, the head zeroed
+    """CBP (SGD or Adam) on kumar_cnn under the tasks protocol: 3 class-incremental synthetic tasks (3×16×16), each
+    training on every class seen so far (4, 8 and 12 batches an epoch, 2 epochs: 48 steps), evaluated every epoch with validation and best-weights reloads, the head zeroed
     at task starts, a step-size schedule, probes, logits of unseen classes masked; units replaced every few steps."""
     run = {"method": "cbp", "hparams": {**TASKS_CBP["hparams"], "optimizer": optimizer}}
     return tasks_job(run=run, benchmark_args={"incremental": True}, mask_unseen_classes=True, reset_head="zero",
@@ -121,7 +121,7 @@ CASES = {
     "joint_g0_sgd": (joint("ngm_split_mnist", "g0_sgd", 120), {"minutes": 0}, (300, 550)),
     "joint_msgd": (joint("ngm_permuted_mnist", "msgd", 20), {"minutes": None, "tasks": 1}, (25, 50)),
     "joint_adam": (joint("ngm_rotated_mnist", "adam", 20), {"minutes": None, "tasks": 1}, (25, 45)),
-    "tasks_cbp": (tasks_cbp("sgd"), {"minutes": None, "tasks": 1}, (11, 21)),
+    "tasks_cbp": (tasks_cbp("sgd"), {"minutes": None, "tasks": 1}, (11, 30)),    # saves at steps 8 and 24
     "tasks_cbp_adam": (tasks_cbp("adam"), {"minutes": 0, "check_every": 3}, (11, 23)),
 }
 

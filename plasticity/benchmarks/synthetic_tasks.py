@@ -4,8 +4,8 @@ with conv nets in tests and at the smoke scale, never a result.
 Each class c is a fixed random image pattern μ_c (C, H, W) drawn from a generator of the benchmark's own (the
 same for every seed); an example is μ_c plus N(0, noise²) pixel noise, drawn per seed. Task t holds
 `classes_per_task` classes of a per-seed permutation of the classes: with `incremental: true` the output grows by
-them (labels = position in the seed's class order, logits of later classes masked) and every test set covers all
-classes seen so far, as class-incremental CIFAR-100 does; otherwise each task is labelled 0..k-1 and tested on its
+them (labels = position in the seed's class order, logits of later classes masked) and every task trains and
+tests on all classes seen so far, as class-incremental CIFAR-100 does; otherwise each task is labelled 0..k-1 and tested on its
 own classes, as continual ImageNet does. `validation_per_class` > 0 adds a validation set.
 """
 from __future__ import annotations
@@ -60,10 +60,16 @@ class SyntheticTasks(TaskBenchmark):
         return Split(torch.stack(inputs).to(self.device), labels.expand(len(self.seeds), -1).to(self.device))
 
     def task(self, task: int) -> Task:
-        """Train on the task's own classes; test (and validate) on them, or, class-incrementally, on all seen."""
-        own = range(task * self.classes_per_task, (task + 1) * self.classes_per_task)
-        evaluated = range(own.stop) if self.incremental else own
+        """The task's own classes, or, class-incrementally, every class seen so far."""
+        classes = self._classes(task)
         seen = torch.zeros(self.out_features, dtype=torch.bool, device=self.device)
-        seen[:own.stop if self.incremental else self.classes_per_task] = True
-        return Task(self._split("train", task, own), self._split("test", task, evaluated),
-                    self._split("validation", task, evaluated), seen)
+        seen[:classes.stop if self.incremental else self.classes_per_task] = True
+        return Task(self._split("train", task, classes), self._split("test", task, classes),
+                    self._split("validation", task, classes), seen)
+
+    def _classes(self, task: int) -> range:
+        own = range(task * self.classes_per_task, (task + 1) * self.classes_per_task)
+        return range(own.stop) if self.incremental else own
+
+    def train_examples(self, task: int) -> int:
+        return len(self._classes(task)) * self.per_class["train"]

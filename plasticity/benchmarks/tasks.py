@@ -1,8 +1,8 @@
 """Benchmarks of the tasks protocol (plasticity/engine/tasks.py): a sequence of tasks, each a labelled training set
 trained for several epochs, a test set and, where the benchmark has one, a validation set.
 
-A subclass sets `num_tasks` and implements `_task_examples(task)`: per seed, the indices into its `images` and the
-labels, for each split. Data are a pure function of the seed and the task (every random choice from the seed's own
+A subclass sets `num_tasks` and implements `task(t)` (the splits of task t, for every seed) and `train_examples(t)`.
+Data are a pure function of the seed and the task (every random choice from the seed's own
 generators, `plasticity.seeding`), so a benchmark has no stream state to save: `task(t)` rebuilds task t's data, on
 the device, whenever the protocol asks. Training-time augmentation, if any, is the subclass's `augment`.
 """
@@ -35,9 +35,6 @@ class TaskBenchmark:
     num_tasks: int
     out_features: int
     input_shape: tuple[int, ...]
-    # (split name, class attribute of the per-seed indices) a subclass's `_task_examples` returns
-    splits = ("train", "test", "validation")
-
     def __init__(self, seeds: list[int], device: torch.device):
         self.seeds, self.device = seeds, torch.device(device)
         self.gens = generators(seeds, "data")
@@ -48,6 +45,10 @@ class TaskBenchmark:
         return tuple(cls.input_shape), cls.out_features
 
     def task(self, task: int) -> Task:
+        raise NotImplementedError
+
+    def train_examples(self, task: int) -> int:
+        """The size of a task's training set, known without building it (the protocol plans its steps)."""
         raise NotImplementedError
 
     def augment(self, inputs: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:

@@ -8,6 +8,7 @@ code, and removes it once its results are written.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import json
@@ -56,6 +57,12 @@ def _log(message: str) -> None:
     print(f"checkpoint: {message}", file=sys.stderr, flush=True)
 
 
+def _first_after(boundaries: list[int], step: int) -> float:
+    """The first of the sorted `boundaries` after `step` (inf when none is left)."""
+    index = bisect.bisect_right(boundaries, step)
+    return boundaries[index] if index < len(boundaries) else math.inf
+
+
 class Checkpoints:
     """Where and when one training job saves its state, and the checkpoint it resumes from.
 
@@ -77,7 +84,7 @@ class Checkpoints:
         self._stop_requested = False
         self._saved_at = time.monotonic()
         self._next_task_step: float = math.inf
-        self._steps_per_checkpointed_task: int | None = None
+        self._task_boundary_after: Callable[[int], float] = lambda step: math.inf   # the next save by tasks
         self._spec: str | None = None
 
     def resume(self, spec: dict) -> dict | None:
@@ -108,14 +115,19 @@ class Checkpoints:
         _log(f"resuming from {self.path} at {saved['examples']} examples (step {saved['step']})")
         return saved
 
-    def start(self, step: int, steps_per_task: int | None) -> None:
-        """Schedule the first check after `step`, where training starts (0, or the step resumed at)."""
+    def start(self, step: int, steps_per_task: int | None, task_starts: list[int] | None = None) -> None:
+        """Schedule the first check after `step`, where training starts (0, or the step resumed at). Tasks are
+        `steps_per_task` steps each, or start at the steps `task_starts` (tasks of different lengths)."""
         if self.path is None:
             return
         self._saved_at = time.monotonic()
-        if self.tasks is not None and steps_per_task:
-            self._steps_per_checkpointed_task = self.tasks * steps_per_task
-            self._next_task_step = (step // self._steps_per_checkpointed_task + 1) * self._steps_per_checkpointed_task
+        if self.tasks is not None and task_starts:
+            boundaries = task_starts[self.tasks::self.tasks]
+            self._task_boundary_after = functools.partial(_first_after, boundaries)
+        elif self.tasks is not None and steps_per_task:
+            period = self.tasks * steps_per_task
+            self._task_boundary_after = lambda at: (at // period + 1) * period
+        self._next_task_step = self._task_boundary_after(step)
         self._schedule(step)
 
     def _schedule(self, step: int) -> None:
@@ -126,7 +138,7 @@ class Checkpoints:
         """At the boundary before `step`: save `state()` if due; after a SIGTERM, save and raise Terminated."""
         task_due = step >= self._next_task_step
         if task_due:
-            self._next_task_step += self._steps_per_checkpointed_task
+            self._next_task_step = self._task_boundary_after(step)
         time_due = self.minutes is not None and time.monotonic() - self._saved_at >= 60 * self.minutes
         # Schedule before reading the stop flag: a SIGTERM from here on sets next_check to 0 again.
         self._schedule(step)

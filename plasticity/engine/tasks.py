@@ -21,6 +21,7 @@ Checkpoints (plasticity.engine.checkpoint): a step is a training batch, a task a
 """
 from __future__ import annotations
 
+import bisect
 import math
 import sys
 
@@ -150,37 +151,37 @@ def train_tasks(spec: dict, mnist_path: str | None = None, progress: bool = True
     recorder, run = Recorder(seeds), Progress(seeds, device)
     state = TrainingState(model, learner, benchmark, recorder=recorder, progress=run)
 
-    first_task = benchmark.task(0)
-    steps_per_epoch = math.ceil(first_task.train.inputs.shape[1] / batch_size)
-    steps_per_task = epochs * steps_per_epoch
+    # Steps (training batches) per epoch of each task: a class-incremental task trains on every class seen so far,
+    # so tasks grow. A step is identified by its global index, which locates its task, epoch and batch.
+    steps_per_epoch = [math.ceil(benchmark.train_examples(t) / batch_size) for t in range(benchmark.num_tasks)]
+    task_starts = [0]
+    for steps in steps_per_epoch:
+        task_starts.append(task_starts[-1] + epochs * steps)
     first_step = 0
     saved = checkpoints.resume(spec)
     if saved is not None:
         state.load_state_dict(saved["state"])
         first_step = saved["step"]
-    checkpoints.start(first_step, steps_per_task)
+    checkpoints.start(first_step, None, task_starts[:-1])
 
     def finite(values: torch.Tensor) -> torch.Tensor:
         return torch.where(run.diverged_at.to(device) >= 0, torch.nan, values)
 
-    total = benchmark.num_tasks * steps_per_task
+    total = task_starts[-1]
     with checkpoints.stopping_on_sigterm(), tqdm(
             total=total, initial=first_step, unit="batch", disable=not progress, mininterval=5, file=sys.stderr,
             desc=f"{spec['experiment']}/{spec['run']} seeds {seeds[0]}-{seeds[-1]}") as bar:
-        task = None
+        task, task_index = None, -1
         for step in range(first_step, total):
-            task_index, within = divmod(step, steps_per_task)
-            epoch, batch = divmod(within, steps_per_epoch)
+            if step == task_starts[task_index + 1] or task is None:
+                task_index = bisect.bisect_right(task_starts, step) - 1
+                task = benchmark.task(task_index)
+                mask = task.seen_classes if mask_unseen else None
+            within = step - task_starts[task_index]
+            epoch, batch = divmod(within, steps_per_epoch[task_index])
             done_epochs = task_index * epochs + epoch
             if step >= checkpoints.next_check:
                 checkpoints.at_step(step, step * batch_size, state.state_dict)
-            if task is None or (epoch == 0 and batch == 0):
-                task = first_task if task_index == 0 else benchmark.task(task_index)
-                mask = task.seen_classes if mask_unseen else None
-                if task.train.inputs.shape[1] != first_task.train.inputs.shape[1]:
-                    raise ConfigError(f"benchmark {spec['benchmark']!r}: task {task_index + 1} has "
-                                      f"{task.train.inputs.shape[1]} training examples, task 1 "
-                                      f"{first_task.train.inputs.shape[1]}; the tasks protocol needs equal tasks")
             if within == 0:
                 if task_index > 0 and spec.get("reset_head"):
                     reset_head(model, spec["reset_head"])
@@ -205,7 +206,7 @@ def train_tasks(spec: dict, mnist_path: str | None = None, progress: bool = True
             run.loss_sum += loss * index.shape[1]
             run.correct_sum += (output.argmax(-1) == targets).float().sum(1)
             bar.update(1)
-            if batch == steps_per_epoch - 1:
+            if batch == steps_per_epoch[task_index] - 1:
                 _end_epoch(spec, model, task, mask, run, recorder, done_epochs + 1, epoch == epochs - 1,
                            evaluation, finite, device)
                 if bool((run.diverged_at >= 0).all()):
