@@ -106,7 +106,7 @@ class Workflow:
             raise ConfigError(f"{self.catalog['error']['message']} (in run {run_id!r} of experiment {experiment!r})")
         self.jobs = {(name, run_id, block_label(seeds)): seeds
                      for name, experiment in self.experiments.items() for run_id in self.runs[name]
-                     for seeds in seed_blocks(experiment["seeds"], config["seeds_per_job"])}
+                     for seeds in seed_blocks(experiment["seeds"], self.seeds_per_job(name))}
 
     def _validated_runs(self, name: str, experiment: dict) -> dict[str, dict]:
         where = f"experiment {name!r} (scale {self.scale!r})"
@@ -122,6 +122,11 @@ class Workflow:
     def _catalog_run(self, name: str, run: dict) -> dict:
         return {"protocol": self.protocol_of(name), "benchmark": self.experiments[name]["benchmark"],
                 **{field: run[field] for field in ("method", "hparams", "model", "benchmark_args")}}
+
+    def seeds_per_job(self, experiment: str) -> int:
+        """Seeds trained together in one job: the experiment's own `seeds_per_job` (1 for a large network, where
+        seeds gain nothing from sharing a process), else the scale's."""
+        return self.experiments[experiment].get("seeds_per_job", self.config["seeds_per_job"])
 
     def protocol_of(self, experiment: str) -> str:
         return self.experiments[experiment].get("protocol", "online")
@@ -152,7 +157,7 @@ class Workflow:
                               f"valid: {', '.join(self.runs[experiment])}")
         blocks = sorted({b for (name, run_id, b) in self.jobs if (name, run_id) == (experiment, run)})
         raise ConfigError(f"seed block {block!r} is not a job of {experiment}/{run} at "
-                          f"seeds_per_job={self.config['seeds_per_job']}; valid: {', '.join(blocks)}")
+                          f"seeds_per_job={self.seeds_per_job(experiment)}; valid: {', '.join(blocks)}")
 
     def train_spec(self, experiment: str, run: str, block: str) -> str:
         """Canonical JSON of the job spec: the params whose change reruns exactly this job."""

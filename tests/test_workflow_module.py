@@ -1,0 +1,76 @@
+"""plasticity.workflow without Snakemake: the job table, specs, inputs, resource estimates and errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from plasticity.config import ConfigError, deep_merge
+from plasticity.workflow import Workflow, gres_gpus
+from workflow_helpers import SMOKE, copy_workflow
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("workflow_module"))
+
+
+def scale(root, **changes) -> dict:
+    """The smoke scale merged over the default config, as Snakemake merges --configfile, with `changes`."""
+    config = yaml.safe_load((root / "config/config.yaml").read_text())
+    config = deep_merge(config, yaml.safe_load((root / SMOKE).read_text()))
+    return deep_merge(config, changes)
+
+
+@pytest.fixture(scope="module")
+def smoke(root):
+    return Workflow(scale(root), root)
+
+
+def test_job_table_covers_every_run_and_seed_block(smoke):
+    bit_flipping = [key for key in smoke.jobs if key[0] == "bit_flipping"]
+    runs = smoke.runs["bit_flipping"]
+    assert len(bit_flipping) == len(runs) * 2          # 3 seeds at 2 per job: blocks 0-1 and 2-2
+    assert smoke.job("bit_flipping", "cbp", "2-2") == [2]
+    spec = json.loads(smoke.train_spec("bit_flipping", "cbp", "0-1"))
+    assert spec["seeds"] == [0, 1] and spec["method"] == "cbp" and spec["device"] == "cpu"
+
+
+def test_an_experiments_own_seeds_per_job_wins(root):
+    workflow = Workflow(scale(root, overrides={"smoke": {"bit_flipping": {"seeds_per_job": 1}}}), root)
+    assert sorted(block for name, run, block in workflow.jobs if (name, run) == ("bit_flipping", "cbp")) == \
+        ["0-0", "1-1", "2-2"]
+
+
+def test_inputs_are_the_runs_sources_and_its_data(smoke):
+    inputs = smoke.train_inputs("pmnist_methods", "cbp", "0-1")
+    assert inputs["mnist"] == "resources/mnist.npz"
+    assert "plasticity/methods/cbp.py" in inputs["sources"] and "plasticity/engine/online.py" in inputs["sources"]
+    assert "plasticity/engine/joint.py" not in inputs["sources"]
+    assert "mnist" not in smoke.train_inputs("bit_flipping", "cbp", "0-1")
+
+
+def test_resources_follow_the_jobs_size(smoke):
+    assert smoke.runtime("bit_flipping", "cbp", "0-1") >= 10 and smoke.mem_mb("pmnist_methods", "bp", "0-1") > 1500
+    assert smoke.slurm_gpus("bit_flipping") == {"gpu": 0, "gpu_model": None, "gres": ""}
+    assert smoke.group("bit_flipping", "cbp", "0-1") == "train_cpu"
+    assert gres_gpus("gpu") == 1 and gres_gpus("gpu:a100:2") == 2
+
+
+@pytest.mark.parametrize("target, words", [
+    (("bit_flipping", "no_such_run", "0-1"), ["'no_such_run'", "cbp"]),
+    (("bit_flipping", "cbp", "0-5"), ["'0-5'", "0-1"]),
+    (("no_such_experiment", "cbp", "0-1"), ["'no_such_experiment'", "bit_flipping"]),
+])
+def test_a_target_that_is_no_job_names_what_is_valid(smoke, target, words):
+    with pytest.raises(ConfigError) as error:
+        smoke.job(*target)
+    assert all(word in str(error.value) for word in words)
+
+
+def test_catalog_answer_is_cached_by_the_sources(root, smoke):
+    cached = list((root / ".snakemake/plasticity-catalog").glob("*.json"))
+    assert cached
+    Workflow(scale(root), root)                       # unchanged library and runs: no new entry
+    assert list((root / ".snakemake/plasticity-catalog").glob("*.json")) == cached
