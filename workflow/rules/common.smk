@@ -381,6 +381,9 @@ def train_group(wildcards):
 # ---------------------------------------------------------------------------------------------------------------
 # Aggregates, figures, reproduction table
 
+from figures import unknown_figure_message
+
+
 def aggregate_file(experiment):
     return f"results/aggregate/{experiment}.parquet"
 
@@ -397,8 +400,9 @@ def selected_figures():
 
 
 def _figure(wildcards):
+    """The module of figure `{figure}` ("<paper>/<name>"), or one line naming the valid figures."""
     if wildcards.figure not in FIGURES:
-        config_error(f"unknown figure {wildcards.figure!r}; valid: {', '.join(sorted(FIGURES))}")
+        config_error(unknown_figure_message(wildcards.figure))
     mod = FIGURES[wildcards.figure]
     missing = [name for name in _figure_experiments(mod) if name not in EXPERIMENTS]
     if missing:
@@ -408,16 +412,14 @@ def _figure(wildcards):
 
 
 def figure_inputs(wildcards):
-    """The figure's aggregates, plus its experiments' per-job results and the claims, so that the caption can
-    say which of the paper's claims hold at this scale."""
-    experiments = _figure(wildcards).EXPERIMENTS
-    return {"aggregates": [aggregate_file(name) for name in experiments],
-            "runs": [run for name in experiments for run in experiment_runs(name)],
-            "claims": CLAIMS_FILE}
+    """The aggregates of the figure's experiments (none for a simulation)."""
+    return [aggregate_file(name) for name in _figure(wildcards).EXPERIMENTS]
 
 
 def figure_paper(wildcards):
-    paper = PROTOCOL[_figure_experiments(_figure(wildcards))[0]]["paper"]
+    """The report's subcategory of a figure: the title of its paper (the figure's folder)."""
+    _figure(wildcards)
+    paper = wildcards.figure.split("/")[0]
     return PAPER_TITLES.get(paper, paper)
 
 
@@ -459,8 +461,9 @@ def figure_description(wildcards):
     return "; ".join(dict.fromkeys(descriptions))
 
 
-# The tables the workflow writes, per paper, when the scale selects any of the paper's experiments.
-PAPER_TABLES = {"ngm2025": ["ngm_table1", "ngm_table2"], "adalin2025": ["adalin_table"]}
+# The tables the workflow writes, results/tables/<paper>/<table>.{csv,md,tex}, per paper, when the scale selects any
+# of the paper's experiments.
+PAPER_TABLES = {"ngm2025": ["table1", "table2"], "adalin2025": ["table"]}
 
 
 def paper_experiments(paper):
@@ -475,8 +478,13 @@ def table_inputs(paper):
 
 
 def table_targets():
-    return [f"results/tables/{table}.{ext}" for paper, tables in PAPER_TABLES.items() if paper_experiments(paper)
-            for table in tables for ext in ("csv", "md", "tex")]
+    return [f"results/tables/{paper}/{table}.{ext}" for paper, tables in PAPER_TABLES.items()
+            if paper_experiments(paper) for table in tables for ext in ("csv", "md", "tex")]
+
+
+def table_folder(wildcards, output):
+    """Where a tables job writes: the folder of its outputs, results/tables/<paper>."""
+    return os.path.dirname(output[0])
 
 
 def reproduction_deviations():
