@@ -2,7 +2,7 @@
 #
 #   snakemake --cores all                                   # default (quick) scale: config/config.yaml
 #   snakemake --cores all --configfile config/paper.yaml    # the papers' protocols
-#   snakemake --cores all results/figures/ext_data_fig2.pdf # one figure and what it needs
+#   snakemake --cores all results/figures/dohare2024/ext_data_fig2.pdf   # one figure and what it needs
 #   snakemake --report report.html                          # browsable report of figures and the table
 #   snakemake --workflow-profile profiles/slurm --configfile config/paper.yaml   # on a Slurm cluster
 #

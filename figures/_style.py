@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import textwrap
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
@@ -23,6 +25,9 @@ STAT_COLUMNS = ("mean", "sem", "n", "n_diverged", "seeds", "std")
 METHOD_LABELS = {"bp": "BP", "adam": "Adam", "l2": "L2", "shrink_perturb": "Shrink & Perturb", "cbp": "CBP",
                  "linear": "linear"}
 METHOD_COLORS = dict(zip(METHOD_LABELS, sns.color_palette("colorblind", len(METHOD_LABELS))))
+# Colours for runs no figure knows (a user's own method): none of them is a known method's colour.
+FALLBACK_PALETTE = list(dict.fromkeys(sns.color_palette("tab20") + sns.color_palette("Dark2")
+                                      + sns.color_palette("Set1")))
 BASELINE_STYLE = {"color": "0.35", "linestyle": "--"}
 PERCENT = 100  # online_accuracy is stored as a fraction in [0, 1]; the papers plot it in percent
 
@@ -79,15 +84,51 @@ def plot_mean_sem(ax: Axes, curve: pd.DataFrame, label: str, x: pd.Series | None
 
 def plot_runs(ax: Axes, frame: pd.DataFrame, by: str, label: Callable[[object], str],
               x: Callable[[pd.DataFrame], pd.Series] | None = None, scale: float = 1.0) -> None:
-    """One mean ± sem line per value of `by` (a setting or `group`); an empty selection says so on the axis."""
+    """One mean ± sem line per value of the setting `by` (a sweep); an empty selection says so on the axis."""
     if frame.empty:
         ax.text(0.5, 0.5, "not run at this scale", transform=ax.transAxes, ha="center", va="center", color="0.4")
         return
-    values = sorted(frame[by].unique(), key=lambda v: list(METHOD_LABELS).index(v) if by == "group" else v)
-    palette = sns.color_palette("rocket", len(values)) if by != "group" else [METHOD_COLORS[v] for v in values]
-    for value, color in zip(values, palette):
+    values = sorted(frame[by].unique())
+    for value, color in zip(values, sns.color_palette("rocket", len(values))):
         curve = frame[frame[by] == value]
         plot_mean_sem(ax, curve, label(value), x=None if x is None else x(curve), scale=scale, color=color)
+
+
+def fallback_color(name: str, used) -> tuple[float, float, float]:
+    """The colour of a run the figures do not know: a colour of FALLBACK_PALETTE that is none of `used` (the
+    known runs' colours), picked by a stable hash of `name`, so a name has the same colour in every figure."""
+    taken = [to_rgb(color) for color in used]
+    free = [color for color in FALLBACK_PALETTE
+            if all(max(abs(a - b) for a, b in zip(color, other)) > 0.05 for other in taken)]
+    return free[zlib.crc32(name.encode()) % len(free)]
+
+
+def method_series(frame: pd.DataFrame, known=METHOD_LABELS) -> pd.DataFrame:
+    """The frame with `series`: the run group for the `known` methods (one run each in the methods'
+    experiments), the run id for any other run (a user's own method, each of its grid's runs a line)."""
+    out = frame.copy()
+    out["series"] = out["group"].where(out["group"].isin(list(known)), out["run"])
+    return out
+
+
+def method_label(series: str) -> str:
+    return METHOD_LABELS.get(series, series)
+
+
+def method_color(series: str):
+    return METHOD_COLORS[series] if series in METHOD_COLORS else fallback_color(series, METHOD_COLORS.values())
+
+
+def plot_methods(ax: Axes, frame: pd.DataFrame, label: Callable[[str], str] = method_label,
+                 x: Callable[[pd.DataFrame], pd.Series] | None = None, scale: float = 1.0) -> None:
+    """One mean ± sem line per method series (`method_series`): the known methods in their order and colours,
+    then every other run, labelled by its run id in a colour of its own."""
+    frame = method_series(frame)
+    known = list(METHOD_LABELS)
+    for series in sorted(frame["series"].unique(), key=lambda s: (known.index(s) if s in known else len(known), s)):
+        curve = frame[frame["series"] == series]
+        plot_mean_sem(ax, curve, label(series), x=None if x is None else x(curve), scale=scale,
+                      color=method_color(series))
 
 
 def label_axes(ax: Axes, title: str, xlabel: str, ylabel: str, legend: bool = True) -> None:

@@ -70,8 +70,7 @@ def _aggregate(args):
 
 def _figure(args):
     from figures import draw_figure
-    draw_figure(args.name, args.inputs, args.out_pdf, args.out_png, scale=args.scale, runs=args.runs,
-                claims=args.claims)
+    draw_figure(args.name, args.inputs, args.out_pdf, args.out_png, scale=args.scale)
 
 
 def _reproduce(args):
@@ -124,13 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     aggregate.set_defaults(handler=_aggregate)
 
     figure = commands.add_parser("figure", help="draw one paper figure from aggregated results")
-    figure.add_argument("name")
+    figure.add_argument("name", help="<paper>/<figure>, e.g. ngm2025/fig3 (the keys of figures.FIGURES)")
     figure.add_argument("--inputs", nargs="*", default=[], help="aggregates (none for a simulation figure)")
     figure.add_argument("--out-pdf", required=True)
     figure.add_argument("--out-png", required=True)
     figure.add_argument("--scale", default="unknown")
-    figure.add_argument("--runs", nargs="*", default=None, help="per-job parquets, to state the claims' verdicts")
-    figure.add_argument("--claims", default=None, help="config/claims.yaml")
     figure.set_defaults(handler=_figure)
 
     reproduce = commands.add_parser("reproduce", help="the reproduction table: paper claims vs our numbers")
@@ -145,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--paper", choices=["ngm2025", "adalin2025"], default="ngm2025")
     tables.add_argument("--inputs", nargs="+", required=True, help="per-job parquets of the paper's experiments")
     tables.add_argument("--claims", help="config/claims.yaml (the stability-gap tables show the paper's avg-SG)")
-    tables.add_argument("--out-dir", required=True)
+    tables.add_argument("--out-dir", required=True, help="the paper's folder, e.g. results/tables/ngm2025")
     tables.add_argument("--scale", default="unknown")
     tables.set_defaults(handler=_tables)
     return parser

@@ -39,6 +39,14 @@ def check_arguments(what: str, function, given: dict, supplied: tuple[str, ...] 
         raise ConfigError(f"missing {what} {missing}")
 
 
+def unknown_figure_message(name: str, valid: list[str]) -> str:
+    """One line naming the bad figure and the valid ones (and the figure it probably meant: the same name in
+    another paper's folder)."""
+    meant = [figure for figure in valid if figure.rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1]]
+    hint = f" (did you mean {' or '.join(meant)}?)" if meant else ""
+    return f"unknown figure {name!r}{hint}; valid: {', '.join(valid)}"
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     """Return `base` updated recursively with `override` (dicts merge, everything else replaces)."""
     merged = copy.deepcopy(base)

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from plasticity.config import (ConfigError, block_label, canonical_json, expand_runs, job_spec, load_protocol,
-                               resolve_experiments, seed_blocks)
+                               resolve_experiments, seed_blocks, unknown_figure_message)
 
 PROTOCOL_FILE = "config/experiments.yaml"
 CLAIMS_FILE = "config/claims.yaml"
@@ -104,6 +104,12 @@ class Workflow:
         if self.catalog["error"]:
             experiment, run_id = self.catalog["error"]["run"].split("/", 1)
             raise ConfigError(f"{self.catalog['error']['message']} (in run {run_id!r} of experiment {experiment!r})")
+        self.figures = self.catalog["figures"]
+        for figure, info in self.figures.items():
+            unknown = [name for name in info["experiments"] + info["paper_experiments"] if name not in self.protocol]
+            if unknown:
+                raise ConfigError(f"figure {figure!r} draws unknown experiment(s) {unknown}; "
+                                  f"valid: {', '.join(sorted(self.protocol))}")
         self.jobs = {(name, run_id, block_label(seeds)): seeds
                      for name, experiment in self.experiments.items() for run_id in self.runs[name]
                      for seeds in seed_blocks(experiment["seeds"], self.seeds_per_job(name))}
@@ -276,7 +282,37 @@ class Workflow:
             return None
         return "train_cpu"
 
-    # --- what the figures and captions say ---------------------------------------------------------------------
+    # --- figures, tables and what their captions say -----------------------------------------------------------
+
+    def figure_experiments(self, figure: str) -> list[str]:
+        """The experiments a figure needs, or, for a figure drawn from no experiment (a simulation such as the
+        stability-gap paper's Fig. 2), those of its paper it is shown with."""
+        info = self.figures[figure]
+        return info["experiments"] or info["paper_experiments"]
+
+    def selected_figures(self) -> list[str]:
+        """Figures whose experiments the scale all selects."""
+        return [name for name in self.figures if set(self.figure_experiments(name)) <= set(self.experiments)]
+
+    def figure(self, figure: str) -> dict:
+        """The registry entry of figure "<paper>/<name>"; ConfigError for one that is unknown or whose experiments
+        the scale does not select."""
+        if figure not in self.figures:
+            raise ConfigError(unknown_figure_message(figure, list(self.figures)))
+        missing = [name for name in self.figure_experiments(figure) if name not in self.experiments]
+        if missing:
+            raise ConfigError(f"figure {figure!r} needs experiment(s) {missing}, which scale {self.scale!r} "
+                              f"does not select (experiments: {', '.join(self.experiments)})")
+        return self.figures[figure]
+
+    def figure_description(self, figure: str) -> str:
+        info = self.figure(figure)
+        descriptions = [self.protocol[name].get("description", name) for name in info["experiments"]]
+        return "; ".join(dict.fromkeys(descriptions or [info["description"]]))
+
+    def paper_experiments(self, paper: str) -> list[str]:
+        """The selected experiments of one paper."""
+        return [name for name, spec in self.experiments.items() if spec["paper"] == paper]
 
     def describe_seeds(self, names: list[str]) -> str:
         ours = "/".join(str(count) for count in sorted({self.experiments[name]["seeds"] for name in names}))

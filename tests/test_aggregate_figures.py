@@ -2,12 +2,15 @@
 
 Run ids and settings come from the real config (quick scale), so a renamed run or setting breaks these tests.
 """
+import copy
+import functools
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from matplotlib.colors import to_hex
 
 from figures import FIGURES, draw_figure
 from plasticity.analysis.aggregate import aggregate, aggregate_files
@@ -20,26 +23,29 @@ PMNIST_METRICS = {"online_accuracy": [0], "weight_magnitude": [0], "dead_units_p
 ALPHA_METRICS = {metric: [1, 2] for metric in ("alpha_mean", "alpha_q10", "alpha_median", "alpha_q90")}
 
 
-def tidy(experiment: str, run: str, metric: str, values, x=None, layer: int = 0) -> pd.DataFrame:
-    """Rows of one run and metric: values[seed][bin] at x (default: 1000, 2000, ...)."""
+def tidy(experiment: str, run: str, metric: str, values, x=None, layer: int = 0, protocol=None) -> pd.DataFrame:
+    """Rows of one run and metric: values[seed][bin] at x (default: 1000, 2000, ...); the run's settings from
+    `protocol` (default: the experiment at quick scale)."""
+    protocol = protocol or QUICK[experiment]
     values = np.asarray(values, dtype=float)
     x = np.arange(1, values.shape[1] + 1) * 1000 if x is None else np.asarray(x)
-    settings = expand_runs(QUICK[experiment])[run]
+    settings = expand_runs(protocol)[run]
     seeds, bins = np.meshgrid(np.arange(values.shape[0]), np.arange(values.shape[1]), indexing="ij")
     return pd.DataFrame({
-        "paper": QUICK[experiment]["paper"], "experiment": experiment, "run": run, "method": settings["method"],
+        "paper": protocol["paper"], "experiment": experiment, "run": run, "method": settings["method"],
         "hparams": canonical_json({field: settings[field] for field in ("hparams", "model", "benchmark_args")}),
         "seed": seeds.ravel(), "x": x[bins.ravel()],
-        "x_unit": "iterations" if QUICK[experiment].get("protocol") == "joint" else "examples",
+        "x_unit": "iterations" if protocol.get("protocol") == "joint" else "examples",
         "metric": metric, "layer": layer,
         "value": values.ravel()})
 
 
-def synthetic_joint_experiment(experiment: str, seeds: int = 3, every: int = 1) -> pd.DataFrame:
+def synthetic_joint_experiment(experiment: str, seeds: int = 3, every: int = 1, protocol=None) -> pd.DataFrame:
     """Every run of a joint-protocol experiment at quick scale: task curves that dip after each switch, gains,
     and the per-seed summary metrics at the end, each point every `every` iterations."""
     rng = np.random.default_rng(0)
-    protocol = QUICK[experiment]
+    protocol = protocol or QUICK[experiment]
+    rows = functools.partial(tidy, protocol=protocol)
     per_context = protocol["iterations_per_context"]
     tasks = protocol["benchmark_args"].get("num_tasks") or len(protocol["benchmark_args"]["angles"])
     total = per_context * tasks
@@ -51,36 +57,38 @@ def synthetic_joint_experiment(experiment: str, seeds: int = 3, every: int = 1) 
                        for c in range(1, tasks))
             return level - 0.2 * (number % 3) * dips + 0.01 * rng.standard_normal((seeds, len(x)))
         for task in range(1, tasks + 1):
-            frames.append(tidy(experiment, run, "task_accuracy", curve(0.95), x, task))
-            frames.append(tidy(experiment, run, "task_loss", 1 - curve(0.95), x, task))
-            frames.append(tidy(experiment, run, "eval_samples", np.full((seeds, 1), 1000.0), [0], task))
-        frames.append(tidy(experiment, run, "test_accuracy", curve(0.9), x))
+            frames.append(rows(experiment, run, "task_accuracy", curve(0.95), x, task))
+            frames.append(rows(experiment, run, "task_loss", 1 - curve(0.95), x, task))
+            frames.append(rows(experiment, run, "eval_samples", np.full((seeds, 1), 1000.0), [0], task))
+        frames.append(rows(experiment, run, "test_accuracy", curve(0.9), x))
         for layer in (1, 2, 3):
-            frames.append(tidy(experiment, run, "gain", 1 + 2 * (1 - curve(1.0)) * (number == 0), x, layer))
+            frames.append(rows(experiment, run, "gain", 1 + 2 * (1 - curve(1.0)) * (number == 0), x, layer))
         for transition in range(1, tasks):
-            frames.append(tidy(experiment, run, "stability_gap", rng.uniform(0, 0.5, (seeds, 1)), [total],
+            frames.append(rows(experiment, run, "stability_gap", rng.uniform(0, 0.5, (seeds, 1)), [total],
                                transition))
         for metric in ("avg_sg", "avg_acc_task1", "final_avg_acc", "min_acc", "wc_acc"):
-            frames.append(tidy(experiment, run, metric, rng.uniform(0, 1, (seeds, 1)), [total]))
+            frames.append(rows(experiment, run, metric, rng.uniform(0, 1, (seeds, 1)), [total]))
     return pd.concat(frames, ignore_index=True)
 
 
-def synthetic_experiment(experiment: str, seeds: int = 3, bins: int = 12) -> pd.DataFrame:
-    """Every run of an experiment at quick scale, with noisy drifting curves for the metrics its figure uses."""
-    if QUICK[experiment].get("protocol") == "joint":
-        return synthetic_joint_experiment(experiment, seeds)
+def synthetic_experiment(experiment: str, seeds: int = 3, bins: int = 12, protocol=None) -> pd.DataFrame:
+    """Every run of an experiment (default: at quick scale), with noisy drifting curves for the metrics its figure
+    uses."""
+    protocol = protocol or QUICK[experiment]
+    if protocol.get("protocol") == "joint":
+        return synthetic_joint_experiment(experiment, seeds, protocol=protocol)
     rng = np.random.default_rng(0)
-    protocol = QUICK[experiment]
+    rows = functools.partial(tidy, protocol=protocol)
     x = np.linspace(protocol["examples"] / bins, protocol["examples"], bins).astype(int)
     metrics = ({"squared_error": [0]} if experiment == "bit_flipping"
                else {**PMNIST_METRICS, **ALPHA_METRICS} if experiment.startswith("adalin") else PMNIST_METRICS)
     frames = []
     for number, run in enumerate(expand_runs(protocol)):
-        frames.append(tidy(experiment, run, "diverged", np.zeros((seeds, bins)), x))
+        frames.append(rows(experiment, run, "diverged", np.zeros((seeds, bins)), x))
         for metric, layers in metrics.items():
             for layer in layers:
                 trend = 0.5 + 0.1 * number + 0.3 * np.linspace(0, 1, bins) * (-1) ** number
-                frames.append(tidy(experiment, run, metric, trend + 0.05 * rng.standard_normal((seeds, bins)), x,
+                frames.append(rows(experiment, run, metric, trend + 0.05 * rng.standard_normal((seeds, bins)), x,
                                    layer))
     return pd.concat(frames, ignore_index=True)
 
@@ -119,28 +127,74 @@ def test_aggregate_errors(tmp_path):
 
 # --- figures -------------------------------------------------------------------------------------------------
 
+# A run no figure knows, as a user adds one (README, "Adding a method"), in every experiment: a method the figures
+# have no label or colour for, under a run-group name of the user's.
+USER_RUN = {"method": "my_sgd", "hparams": {"lr": 0.01}}
+# The figures that compare the runs of their experiments, and so draw every run (EVERY_RUN); the others show one
+# quantity of the paper's own methods (AdaLin's α, NGM-SGD's gain, the 1-D toy) or exactly the paper's runs.
+DRAW_EVERY_RUN = {"dohare2024/ext_data_fig2", "dohare2024/ext_data_fig3", "dohare2024/ext_data_fig4",
+                  "ngm2025/fig3_extra", "ngm2025/fig4_extra", "adalin2025/online_accuracy", "adalin2025/correlates"}
+
+
+def with_user_run(experiment: str) -> dict:
+    protocol = copy.deepcopy(QUICK[experiment])
+    protocol["runs"]["my_method"] = USER_RUN
+    return protocol
+
+
 @pytest.fixture(scope="module")
 def aggregate_paths(tmp_path_factory):
+    """{experiment: aggregate of synthetic results of every run at quick scale, and the user's run}."""
     folder = tmp_path_factory.mktemp("aggregate")
     paths = {}
     for experiment in QUICK:
         paths[experiment] = folder / f"{experiment}.parquet"
-        aggregate(synthetic_experiment(experiment)).to_parquet(paths[experiment])
+        aggregate(synthetic_experiment(experiment, protocol=with_user_run(experiment))).to_parquet(paths[experiment])
     return paths
 
 
+def test_figures_are_named_after_each_papers_numbering():
+    assert list(FIGURES) == sorted(FIGURES)
+    assert {name.split("/")[0] for name in FIGURES} == {"dohare2024", "ngm2025", "adalin2025"}
+    assert {"dohare2024/ext_data_fig2", "ngm2025/fig3", "ngm2025/fig3_extra", "adalin2025/online_accuracy"} <= \
+        set(FIGURES)
+    for name, module in FIGURES.items():   # a figure's experiments are its paper's
+        assert {QUICK[e]["paper"] for e in module.EXPERIMENTS or module.PAPER_EXPERIMENTS} == {name.split("/")[0]}
+
+
 @pytest.mark.parametrize("name", sorted(FIGURES))
-def test_figure_draws_pdf_and_png(name, aggregate_paths, tmp_path):
+def test_figure_draws_pdf_and_png(name, aggregate_paths, tmp_path, monkeypatch):
+    """PDF and PNG, with a short caption: what is drawn, the scale, seeds and deviations, no claims' verdicts (those
+    are in the reproduction table). The user's run is in every figure that compares runs (label: its run id, in
+    Ext. Data Fig. 2 with its step size), in one colour that no other line of its panel has; in no other figure."""
+    import figures
+    drawn = []
+    monkeypatch.setattr(figures, "add_caption", lambda fig, text: (drawn.append((fig, text)),
+                                                                  figures._style.add_caption(fig, text)))
     inputs = [str(aggregate_paths[experiment]) for experiment in FIGURES[name].EXPERIMENTS]
-    pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
+    stem = name.replace("/", "_")
+    pdf, png = tmp_path / f"{stem}.pdf", tmp_path / f"{stem}.png"
     draw_figure(name, inputs, str(pdf), str(png), scale="quick")
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 1000
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 1000
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([pdf.name, png.name])  # no temp files left
 
+    [(fig, text)] = drawn
+    assert "Scale: quick" in text and len(text) < 1200
+    assert "reproduced" not in text.lower() and "At this scale:" not in text
+
+    assert getattr(FIGURES[name], "EVERY_RUN", False) == (name in DRAW_EVERY_RUN)
+    mine = [(ax, line) for ax in fig.axes for line in ax.get_lines() if line.get_label().startswith("my_method")]
+    assert bool(mine) == (name in DRAW_EVERY_RUN), [line.get_label() for ax in fig.axes for line in ax.get_lines()]
+    assert len({to_hex(line.get_color()) for _, line in mine}) <= 1
+    for ax, line in mine:
+        others = {to_hex(other.get_color()) for other in ax.get_lines() if other is not line}
+        assert to_hex(line.get_color()) not in others
+
 
 def test_caption_states_scale_seeds_and_deviations(aggregate_paths):
-    from figures import ext_data_fig3, load_aggregates
+    from figures import load_aggregates
+    from figures.dohare2024 import ext_data_fig3
     aggregates = load_aggregates([str(aggregate_paths[e]) for e in ext_data_fig3.EXPERIMENTS])
     text = ext_data_fig3.caption(aggregates, "quick")
     assert "Scale: quick" in text and "3 seeds (paper 30)" in text
@@ -149,10 +203,13 @@ def test_caption_states_scale_seeds_and_deviations(aggregate_paths):
 
 
 def test_figure_errors(aggregate_paths, tmp_path):
-    with pytest.raises(ValueError, match=r"unknown figure 'fig9'; valid: \['adalin_ablation', 'adalin_alpha'"):
+    with pytest.raises(ValueError, match=r"^unknown figure 'fig9'; valid: adalin2025/ablation, adalin2025/alpha, "
+                                         r".*, ngm2025/fig_gain_tasks$"):
         draw_figure("fig9", [], "a.pdf", "a.png", scale="quick")
+    with pytest.raises(ValueError, match=r"^unknown figure 'fig3' \(did you mean ngm2025/fig3\?\); valid: "):
+        draw_figure("fig3", [], "a.pdf", "a.png", scale="quick")
     with pytest.raises(ValueError, match="needs experiment"):
-        draw_figure("ext_data_fig3", [str(aggregate_paths["pmnist_width"])], str(tmp_path / "a.pdf"),
+        draw_figure("dohare2024/ext_data_fig3", [str(aggregate_paths["pmnist_width"])], str(tmp_path / "a.pdf"),
                     str(tmp_path / "a.png"), scale="quick")
 
 
@@ -279,17 +336,6 @@ def test_compare_final_pairs_runs_that_share_seeds(tmp_path):
     assert row["verdict"] == NOT_REPRODUCED and "unpaired" in row["our_value"]
 
 
-def test_caption_states_the_claims_verdicts_at_this_scale(aggregate_paths, tmp_path, monkeypatch):
-    runs = tmp_path / "runs.parquet"
-    synthetic_experiment("bit_flipping").to_parquet(runs)
-    captions = []
-    monkeypatch.setattr("figures.add_caption", lambda fig, text: captions.append(text))
-    draw_figure("ext_data_fig2", [str(aggregate_paths["bit_flipping"])], str(tmp_path / "f.pdf"),
-                str(tmp_path / "f.png"), scale="quick", runs=[str(runs)], claims="config/claims.yaml")
-    assert "At this scale: BP with ReLU at step size 0.01 loses plasticity" in captions[0]
-    assert captions[0].count("Reproduced") + captions[0].count("Not reproduced") == 4   # the 4 regression claims
-
-
 def test_near_puts_the_paper_number_beside_ours(tmp_path):
     x = [1000]
     frame = pd.concat([tidy("ngm_split_mnist", "msgd", "avg_sg", [[0.25], [0.27], [0.29]], x),
@@ -304,14 +350,32 @@ def test_near_puts_the_paper_number_beside_ours(tmp_path):
 def test_stability_gap_tables(tmp_path):
     from plasticity.analysis.ngm_tables import write_tables
     runs = tmp_path / "runs.parquet"
-    synthetic_experiment("ngm_split_mnist").to_parquet(runs)
+    protocol = with_user_run("ngm_split_mnist")
+    synthetic_experiment("ngm_split_mnist", protocol=protocol).to_parquet(runs)
     write_tables([str(runs)], "config/claims.yaml", str(tmp_path), scale="quick")
-    table1 = pd.read_csv(tmp_path / "ngm_table1.csv").set_index("run")
-    assert list(table1.index) == list(expand_runs(QUICK["ngm_split_mnist"]))
+    assert sorted(path.name for path in tmp_path.glob("table*")) == [f"table{n}.{ext}" for n in (1, 2)
+                                                                     for ext in ("csv", "md", "tex")]
+    table1 = pd.read_csv(tmp_path / "table1.csv").set_index("run")
+    assert list(table1.index) == list(expand_runs(protocol))
+    assert table1.loc["msgd", "method"] == "MSGD" and table1.loc["my_method", "method"] == "my_method"
     assert table1.loc["msgd", "avg_sg_paper"] == 0.267 and np.isnan(table1.loc["cbp", "avg_sg_paper"])
     assert table1.loc["adam", "seeds"] == 3 and 0 <= table1.loc["adam", "min_acc_mean"] <= 100
-    table2 = pd.read_csv(tmp_path / "ngm_table2.csv")
+    table2 = pd.read_csv(tmp_path / "table2.csv")
     assert [c for c in table2.columns if c.endswith("_mean")] == [f"sg_{k}_to_{k + 1}_mean" for k in range(1, 5)]
-    markdown = (tmp_path / "ngm_table1.md").read_text()
+    markdown = (tmp_path / "table1.md").read_text()
     assert "NGM-SGD" in markdown and "Split MNIST" in markdown and "Scale quick" in markdown
-    assert r"$\pm$" in (tmp_path / "ngm_table2.tex").read_text()
+    assert r"$\pm$" in (tmp_path / "table2.tex").read_text()
+
+
+def test_adalin_table_has_every_run(tmp_path):
+    from plasticity.analysis.adalin_table import write_adalin_table
+    runs = tmp_path / "runs.parquet"
+    synthetic_experiment("adalin_pmnist", protocol=with_user_run("adalin_pmnist")).to_parquet(runs)
+    write_adalin_table([str(runs)], str(tmp_path), scale="quick")
+    assert sorted(path.name for path in tmp_path.glob("table.*")) == ["table.csv", "table.md", "table.tex"]
+    table = pd.read_csv(tmp_path / "table.csv")
+    assert table.loc[table["run"] == "my_method", "variant"].tolist() == ["my_method"]
+    rows = [line.split("|")[1].strip() for line in (tmp_path / "table.md").read_text().splitlines()
+            if line.startswith("| ") and "±" in line]
+    assert rows[:2] == ["ReLU", "Tanh"] and rows[-1] == "my_method"   # the paper's rows first, in its order
+    assert "AdaLin-ReLU" in rows and "L2 Init" in rows

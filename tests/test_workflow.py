@@ -16,75 +16,10 @@ import pytest
 import yaml
 
 from figures import FIGURES
-from plasticity.config import block_label, expand_runs, load_protocol, resolve_experiments, seed_blocks
-from workflow_helpers import SMOKE, copy_workflow, snakemake
+from workflow_helpers import (SMOKE, assert_reruns_exactly, copy_workflow, dry_run, smoke_jobs, snakemake,
+                              train_outputs)
 
 pytestmark = pytest.mark.slow
-
-
-def dry_run(workdir: Path, *args: str) -> list[tuple[str, list[str]]]:
-    """The jobs of `snakemake -n` as (rule, outputs), checked against the dry run's own job-count table (the jobs
-    of a group are listed indented under it)."""
-    output = snakemake(workdir, *args, "-n", "--cores", "2", "--configfile", SMOKE).stdout
-    jobs = []
-    for line in output.splitlines():
-        rule = re.match(r"^\s*(?:local)?rule (\w+):$", line)
-        if rule:
-            jobs.append((rule.group(1), []))
-            continue
-        outputs = re.match(r"^\s+output: (.*)$", line)
-        if outputs and jobs:
-            jobs[-1][1].extend(path.strip() for path in outputs.group(1).split(","))
-    if "Nothing to be done" in output:
-        assert not jobs, output
-        return jobs
-    total = re.search(r"^total\s+(\d+)$", output, re.MULTILINE)
-    assert total, output
-    assert len(jobs) == int(total.group(1)), output
-    return jobs
-
-
-def train_outputs(jobs) -> set[str]:
-    return {path for rule, outputs in jobs if rule == "train" for path in outputs if path.endswith(".parquet")}
-
-
-def outputs_of(jobs, rule: str) -> set[str]:
-    return {path for name, outputs in jobs if name == rule for path in outputs}
-
-
-def smoke_jobs(workdir: Path) -> dict[tuple[str, str, str], str]:
-    """{(experiment, run, block): method} of the copied smoke config, as plasticity.config expands it."""
-    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
-    scale = yaml.safe_load((workdir / SMOKE).read_text())
-    overrides = {**(config.get("overrides") or {}), **(scale.get("overrides") or {})}
-    config = {**config, **scale, "overrides": overrides}
-    experiments = resolve_experiments(config, load_protocol(workdir / "config/experiments.yaml"))
-    return {(name, run_id, block_label(seeds)): run["method"]
-            for name, experiment in experiments.items()
-            for run_id, run in expand_runs(experiment).items()
-            for seeds in seed_blocks(experiment["seeds"], config["seeds_per_job"])}
-
-
-def downstream(experiments: set[str]) -> tuple[set[str], set[str]]:
-    """The aggregate and figure outputs that depend on these experiments."""
-    aggregates = {f"results/aggregate/{name}.parquet" for name in experiments}
-    figures = {f"results/figures/{figure}.{ext}" for figure, module in FIGURES.items()
-               if set(module.EXPERIMENTS) & experiments for ext in ("pdf", "png")}
-    return aggregates, figures
-
-
-def assert_reruns_exactly(jobs, train_keys: set[tuple[str, str, str]]):
-    """Exactly these training jobs plus what depends on them: their aggregates, figures, the reproduction table
-    (and a paper's own tables when a job of that paper reruns), `all`."""
-    assert train_outputs(jobs) == {f"results/runs/{e}/{r}/seeds{b}.parquet" for e, r, b in train_keys}
-    aggregates, figures = downstream({key[0] for key in train_keys})
-    assert outputs_of(jobs, "aggregate") == aggregates
-    assert outputs_of(jobs, "figure") == figures
-    assert outputs_of(jobs, "reproduction") == {"results/reproduction.csv", "results/reproduction.md"}
-    assert bool(outputs_of(jobs, "stability_gap_tables")) == any(key[0].startswith("ngm_") for key in train_keys)
-    assert bool(outputs_of(jobs, "adalin_table")) == any(key[0].startswith("adalin_") for key in train_keys)
-    assert {rule for rule, _ in jobs} <= {"train", "aggregate", "figure", "reproduction", "stability_gap_tables",
-                                          "adalin_table", "all"}
 
 
 class edited:
@@ -122,6 +57,9 @@ def test_smoke_dag_produces_every_figure_and_the_table(smoke_run):
         for ext in ("pdf", "png"):
             path = smoke_run / f"results/figures/{figure}.{ext}"
             assert path.stat().st_size > 0, path
+    folder = smoke_run / "results/figures"   # one folder per paper, nothing else
+    assert {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()} == {
+        f"{figure}.{ext}" for figure in FIGURES for ext in ("pdf", "png")}
     table = (smoke_run / "results/reproduction.md").read_text()
     assert "smoke" in table
     assert (smoke_run / "results/reproduction.csv").stat().st_size > 0
@@ -180,7 +118,7 @@ def test_edited_joint_protocol_source_reruns_only_joint_jobs(smoke_run):
 
 
 def test_stability_gap_outputs(smoke_run):
-    for table in ("ngm_table1", "ngm_table2"):
+    for table in ("ngm2025/table1", "ngm2025/table2", "adalin2025/table"):
         for ext in ("csv", "md", "tex"):
             assert (smoke_run / f"results/tables/{table}.{ext}").stat().st_size > 0
     table = (smoke_run / "results/reproduction.md").read_text()
@@ -214,15 +152,15 @@ def test_other_scales_dry_run(workflow_copy, configfile):
 
 
 def test_one_stability_gap_figure_target(workflow_copy):
-    result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/fig3.pdf")
+    result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/ngm2025/fig3.pdf")
     assert "ngm_split_mnist" in result.stdout and "ngm_rotated_mnist" not in result.stdout
     assert "bit_flipping" not in result.stdout
-    result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/fig2.pdf")
+    result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/ngm2025/fig2.pdf")
     assert set(re.findall(r"^(?:local)?rule (\w+):$", result.stdout, re.MULTILINE)) == {"figure"}
 
 
 def test_one_figure_target(workflow_copy):
-    result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/ext_data_fig2.pdf")
+    result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/dohare2024/ext_data_fig2.pdf")
     ran = set(re.findall(r"^\s*(?:local)?rule (\w+):$", result.stdout, re.MULTILINE))
     assert ran <= {"train", "aggregate", "figure"} and "figure" in ran
     assert "pmnist" not in result.stdout
@@ -286,7 +224,9 @@ def test_bad_config_stops_with_one_clear_message(workflow_copy, case):
 
 
 @pytest.mark.parametrize("target, words", [
-    ("results/figures/no_such_figure.pdf", ["'no_such_figure'", "ext_data_fig2"]),
+    ("results/figures/no_such_figure.pdf", ["'no_such_figure'", "dohare2024/ext_data_fig2", "ngm2025/fig3"]),
+    ("results/figures/ngm2025/fig9.pdf", ["'ngm2025/fig9'", "ngm2025/fig5", "adalin2025/alpha"]),
+    ("results/figures/fig3.pdf", ["'fig3'", "did you mean ngm2025/fig3?", "dohare2024/ext_data_fig4"]),
     ("results/runs/bit_flipping/no_such_run/seeds0-1.parquet", ["'no_such_run'", "cbp"]),
     ("results/runs/bit_flipping/cbp/seeds0-5.parquet", ["'0-5'", "0-1"]),
 ])

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from figures import FIGURES
+from plasticity.config import block_label, expand_runs, load_protocol, resolve_experiments, seed_blocks
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = ["Snakefile", "workflow", "config", "envs", "plasticity", "profiles"]  # envs: recorded in job metadata
@@ -36,3 +41,68 @@ def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = 
         pytest.fail(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-6000:]}\n"
                     f"{result.stderr[-6000:]}\n{logs[-8000:]}")
     return result
+
+
+def dry_run(workdir: Path, *args: str) -> list[tuple[str, list[str]]]:
+    """The jobs of `snakemake -n` as (rule, outputs), checked against the dry run's own job-count table (the jobs
+    of a group are listed indented under it)."""
+    output = snakemake(workdir, *args, "-n", "--cores", "2", "--configfile", SMOKE).stdout
+    jobs = []
+    for line in output.splitlines():
+        rule = re.match(r"^\s*(?:local)?rule (\w+):$", line)
+        if rule:
+            jobs.append((rule.group(1), []))
+            continue
+        outputs = re.match(r"^\s+output: (.*)$", line)
+        if outputs and jobs:
+            jobs[-1][1].extend(path.strip() for path in outputs.group(1).split(","))
+    if "Nothing to be done" in output:
+        assert not jobs, output
+        return jobs
+    total = re.search(r"^total\s+(\d+)$", output, re.MULTILINE)
+    assert total, output
+    assert len(jobs) == int(total.group(1)), output
+    return jobs
+
+
+def train_outputs(jobs) -> set[str]:
+    return {path for rule, outputs in jobs if rule == "train" for path in outputs if path.endswith(".parquet")}
+
+
+def outputs_of(jobs, rule: str) -> set[str]:
+    return {path for name, outputs in jobs if name == rule for path in outputs}
+
+
+def smoke_jobs(workdir: Path) -> dict[tuple[str, str, str], str]:
+    """{(experiment, run, block): method} of the copied smoke config, as plasticity.config expands it."""
+    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    scale = yaml.safe_load((workdir / SMOKE).read_text())
+    overrides = {**(config.get("overrides") or {}), **(scale.get("overrides") or {})}
+    config = {**config, **scale, "overrides": overrides}
+    experiments = resolve_experiments(config, load_protocol(workdir / "config/experiments.yaml"))
+    return {(name, run_id, block_label(seeds)): run["method"]
+            for name, experiment in experiments.items()
+            for run_id, run in expand_runs(experiment).items()
+            for seeds in seed_blocks(experiment["seeds"], config["seeds_per_job"])}
+
+
+def downstream(experiments: set[str]) -> tuple[set[str], set[str]]:
+    """The aggregate and figure outputs that depend on these experiments."""
+    aggregates = {f"results/aggregate/{name}.parquet" for name in experiments}
+    figures = {f"results/figures/{figure}.{ext}" for figure, module in FIGURES.items()
+               if set(module.EXPERIMENTS) & experiments for ext in ("pdf", "png")}
+    return aggregates, figures
+
+
+def assert_reruns_exactly(jobs, train_keys: set[tuple[str, str, str]]):
+    """Exactly these training jobs plus what depends on them: their aggregates, figures, the reproduction table
+    (and a paper's own tables when a job of that paper reruns), `all`."""
+    assert train_outputs(jobs) == {f"results/runs/{e}/{r}/seeds{b}.parquet" for e, r, b in train_keys}
+    aggregates, figures = downstream({key[0] for key in train_keys})
+    assert outputs_of(jobs, "aggregate") == aggregates
+    assert outputs_of(jobs, "figure") == figures
+    assert outputs_of(jobs, "reproduction") == {"results/reproduction.csv", "results/reproduction.md"}
+    assert bool(outputs_of(jobs, "stability_gap_tables")) == any(key[0].startswith("ngm_") for key in train_keys)
+    assert bool(outputs_of(jobs, "adalin_table")) == any(key[0].startswith("adalin_") for key in train_keys)
+    assert {rule for rule, _ in jobs} <= {"train", "aggregate", "figure", "reproduction", "stability_gap_tables",
+                                          "adalin_table", "all"}

@@ -2,7 +2,8 @@
 average online accuracies) per seed, shown as mean ± standard error across seeds, as CSV, Markdown and LaTeX.
 
 A row is a variant: a plain Adam or SGD run is named by its activation (ReLU, AdaLin-ReLU, PReLU, ...), any other
-run by its method (L2, L2 Init, ReDo, ...; ReLU networks). A column is a benchmark with an optimizer. Where a scale
+run by its run group (L2, L2 Init, ReDo, ...; ReLU networks; a user's own method by its run-group name, after the
+paper's rows). A column is a benchmark with an optimizer. Where a scale
 runs several learning rates, each cell shows the variant at its best one (named in the cell); the paper tunes on
 3 separate seeds, we choose on the reported seeds, which flatters every variant alike.
 """
@@ -24,12 +25,21 @@ VARIANT_LABELS = {"relu": "ReLU", "tanh": "Tanh", "gelu": "GELU", "adalin_relu":
                   "crelu": "CReLU", "l2": "L2", "l2_init": "L2 Init", "shrink_perturb": "Shrink & Perturb",
                   "redo": "ReDo", "cbp": "CBP"}
 PLAIN_METHODS = {"adam": "Adam", "bp": "SGD"}     # runs that differ only by their activation
+PLAIN_GROUPS = {"adam", "sgd"}                     # the run groups of those runs in config/experiments.yaml
 BENCHMARK_LABELS = {"adalin_pmnist": "Permuted MNIST", "adalin_random_label_mnist": "Random Label MNIST"}
 
 
-def variant(method: str, activation: str) -> str:
-    """How a run is named in the table and figures: its activation for plain Adam/SGD runs, else its method."""
-    return activation if method in PLAIN_METHODS else method
+def variant(run: str, method: str, activation: str) -> str:
+    """How a run is named in the table and figures: its activation for the plain Adam/SGD runs, else its run group
+    (the method's name for the paper's baselines; a user's own run by the name it was given)."""
+    group = run.split("-")[0]
+    return activation if method in PLAIN_METHODS and group in PLAIN_GROUPS else group
+
+
+def variant_order(variants) -> list[str]:
+    """The paper's variants in the order of VARIANT_LABELS, then any other by name."""
+    present = set(variants)
+    return [name for name in VARIANT_LABELS if name in present] + sorted(present - set(VARIANT_LABELS))
 
 
 def optimizer(method: str, hparams: dict) -> str:
@@ -47,7 +57,7 @@ def run_summaries(tidy: pd.DataFrame) -> pd.DataFrame:
         per_seed = frame.pivot(index="seed", columns="x", values="value").mean(axis=1, skipna=False)
         kept = per_seed.dropna()
         rows.append({"experiment": experiment, "benchmark": BENCHMARK_LABELS.get(experiment, experiment),
-                     "variant": variant(method, settings["model"]["activation"]),
+                     "variant": variant(run, method, settings["model"]["activation"]),
                      "optimizer": optimizer(method, settings["hparams"]), "lr": settings["hparams"]["lr"],
                      "run": run, "seeds": len(kept), "diverged": len(per_seed) - len(kept),
                      "mean": kept.mean(), "sem": kept.sem() if len(kept) > 1 else np.nan})
@@ -67,15 +77,14 @@ def write_adalin_table(inputs: list[str], out_dir: str, scale: str) -> None:
     best["column"] = best["benchmark"] + " (" + best["optimizer"] + ")"
     best["cell"] = [f"{100 * mean:.1f} ± {100 * sem:.1f}" + (f" (lr {lr:g})" if several_lrs else "")
                     for mean, sem, lr in zip(best["mean"], best["sem"].fillna(0), best["lr"])]
-    order = [name for name in VARIANT_LABELS if name in set(best["variant"])]
-    shown = (best.pivot(index="variant", columns="column", values="cell").reindex(order)
+    shown = (best.pivot(index="variant", columns="column", values="cell").reindex(variant_order(best["variant"]))
              .rename(index=VARIANT_LABELS).fillna("—").rename_axis("method").reset_index())
     seeds = "/".join(str(n) for n in sorted(best["seeds"].unique()))
     note = (f"Scale {scale}; total average online accuracy (%, the mean over tasks of each task's average online "
             f"accuracy), mean ± standard error across {seeds} seeds. Plain rows are the activation with Adam or "
-            "SGD; L2, L2 Init, Shrink & Perturb, ReDo and CBP use ReLU."
+            "SGD; L2, L2 Init, Shrink & Perturb, ReDo and CBP use ReLU; other rows are named by their run group."
             + (" Each cell is the method at its best learning rate (chosen on these seeds)." if several_lrs else ""))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_table(best.drop(columns=["cell", "column"]), shown, out / "adalin_table",
+    write_table(best.drop(columns=["cell", "column"]), shown, out / "table",
                 "AdaLin: methods × benchmarks, total average online accuracy", note)

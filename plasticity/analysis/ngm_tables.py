@@ -9,7 +9,6 @@ avg-SG where config/claims.yaml records it (claims of kind `near` on `avg_sg`).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +27,11 @@ TABLE1 = [("avg_acc_task1", "avg-ACC (task 1, %)", 100), ("final_avg_acc", "fina
           ("min_acc", "min-ACC (%)", 100), ("wc_acc", "WC-ACC (%)", 100), ("avg_sg", "avg-SG", 1)]
 
 
-def _label(run_frame: pd.DataFrame) -> str:
-    return METHOD_LABELS.get(run_frame["method"].iloc[0], run_frame["method"].iloc[0])
+def _label(run: str) -> str:
+    """The paper's name of a run's method (by its run group), or, for a run the paper does not have (a user's own
+    method), its run id."""
+    group = run.split("-")[0]
+    return METHOD_LABELS[group] if group in METHOD_LABELS else run
 
 
 def _benchmark(experiment: str) -> str:
@@ -66,7 +68,7 @@ def tables(tidy: pd.DataFrame, claims: list[dict]) -> tuple[pd.DataFrame, pd.Dat
     rows1, rows2 = [], []
     for (experiment, run), frame in tidy.groupby(["experiment", "run"], sort=False):
         finals = frame[frame["x"] == frame["x"].max()]
-        head = {"experiment": experiment, "benchmark": _benchmark(experiment), "method": _label(frame),
+        head = {"experiment": experiment, "benchmark": _benchmark(experiment), "method": _label(run),
                 "run": run, "seeds": int(frame["seed"].nunique())}
         row = dict(head)
         for metric, _, factor in TABLE1:
@@ -102,7 +104,7 @@ def write_table(table: pd.DataFrame, shown: pd.DataFrame, stem: Path, title: str
     markdown = f"# {title}\n\n{note}\n\n" + shown.to_markdown(index=False) + "\n"
     write_atomically(stem.with_suffix(".md"), lambda p: Path(p).write_text(markdown))
     latex = shown.rename(columns=lambda c: c.replace("%", r"\%")).to_latex(index=False, caption=f"{title}. {note}",
-                                                                          label=f"tab:{stem.name}")
+                                                                          label=f"tab:{stem.parent.name}_{stem.name}")
     write_atomically(stem.with_suffix(".tex"), lambda p: Path(p).write_text(latex.replace(" ± ", r" $\pm$ ")))
 
 
@@ -119,11 +121,11 @@ def write_tables(inputs: list[str], claims_path: str, out_dir: str, scale: str) 
     shown1 = _formatted(table1, titles1, {m: 2 for m, _, f in TABLE1 if f == 100})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_table(table1, shown1, out / "ngm_table1", "Table 1: stability gap under joint training",
+    write_table(table1, shown1, out / "table1", "Table 1: stability gap under joint training",
            note + " avg-SG (seed-mean curve): computed on the mean task-1 curve, as the reference's table code "
            "does; avg-SG (paper): the paper's Table 1 (v2).")
     gap_keys = sorted({c[:-5] for c in table2.columns if c.startswith("sg_") and c.endswith("_mean")},
                       key=lambda k: int(k.split("_")[1]))
     titles2 = {key: f"SG {key.split('_')[1]}→{key.split('_')[3]}" for key in gap_keys}
-    write_table(table2, _formatted(table2, titles2, {}), out / "ngm_table2",
+    write_table(table2, _formatted(table2, titles2, {}), out / "table2",
            "Table 2: stability gap of each task transition", note)

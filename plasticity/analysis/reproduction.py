@@ -212,17 +212,10 @@ def reproduction_table(tidy: pd.DataFrame, claims: list[dict], scale: str) -> pd
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def load_claims(claims_path: str, experiments: list[str] | None = None) -> list[dict]:
-    """The claims of config/claims.yaml, optionally only those about `experiments`."""
+def load_claims(claims_path: str) -> list[dict]:
+    """The claims of config/claims.yaml."""
     with open(claims_path) as handle:
-        claims = yaml.safe_load(handle)
-    return [claim for claim in claims if experiments is None or claim["experiment"] in experiments]
-
-
-def verdict_sentences(runs: list[str], claims_path: str, experiments: list[str], scale: str) -> str:
-    """The claims about `experiments` and their verdicts at this scale, for a figure caption."""
-    table = reproduction_table(read_parquets(runs), load_claims(claims_path, experiments), scale)
-    return " ".join(f"{row.claim} {row.verdict.capitalize()} ({row.our_value})." for row in table.itertuples())
+        return yaml.safe_load(handle)
 
 
 def write_reproduction(inputs: list[str], claims_path: str, out_csv: str, out_md: str, scale: str) -> None:

@@ -5,12 +5,12 @@
 # (config/experiments.yaml) and overrides fields of them; one training job = one run (method x hyperparameters) x one
 # block of seeds.
 
+import os
 import shlex
 import sys
 
 from plasticity.config import ConfigError
 from plasticity.workflow import CLAIMS_FILE, DATA_FILES, Workflow
-from figures import FIGURES
 
 
 MNIST_FILE = DATA_FILES["mnist"]
@@ -27,28 +27,16 @@ def config_error(message):
     sys.exit(f"Configuration error: {message}")
 
 
-def _workflow():
-    try:
-        wf = Workflow(config, workflow.basedir)
-    except ConfigError as error:
-        config_error(error)
-    for figure, mod in FIGURES.items():
-        unknown = [name for name in mod.EXPERIMENTS + getattr(mod, "PAPER_EXPERIMENTS", []) if name not in wf.protocol]
-        if unknown:
-            config_error(f"figure {figure!r} draws unknown experiment(s) {unknown}; "
-                         f"valid: {', '.join(sorted(wf.protocol))}")
-    return wf
-
-
-WF = _workflow()
-PROTOCOL, EXPERIMENTS, SCALE, OVERRIDES = WF.protocol, WF.experiments, WF.scale, WF.overrides
-
-
 def _checked(question, *args):
+    """The answer of a Workflow question, or the one-line stop for a ConfigError."""
     try:
         return question(*args)
     except ConfigError as error:
         config_error(error)
+
+
+WF = _checked(Workflow, config, workflow.basedir)
+EXPERIMENTS, SCALE = WF.experiments, WF.scale
 
 
 def _job_args(wildcards):
@@ -116,64 +104,42 @@ def aggregate_file(experiment):
     return f"results/aggregate/{experiment}.parquet"
 
 
-def _figure_experiments(mod):
-    """The experiments a figure needs, or, for a figure drawn from no experiment (a simulation such as the
-    stability-gap paper's Fig. 2), those of its paper it is shown with (PAPER_EXPERIMENTS)."""
-    return mod.EXPERIMENTS or getattr(mod, "PAPER_EXPERIMENTS", [])
-
-
 def selected_figures():
-    """Figures whose experiments the scale all selects."""
-    return [name for name, mod in FIGURES.items() if set(_figure_experiments(mod)) <= set(EXPERIMENTS)]
-
-
-def _figure(wildcards):
-    if wildcards.figure not in FIGURES:
-        config_error(f"unknown figure {wildcards.figure!r}; valid: {', '.join(sorted(FIGURES))}")
-    mod = FIGURES[wildcards.figure]
-    missing = [name for name in _figure_experiments(mod) if name not in EXPERIMENTS]
-    if missing:
-        config_error(f"figure {wildcards.figure!r} needs experiment(s) {missing}, which scale {SCALE!r} "
-                     f"does not select (experiments: {', '.join(EXPERIMENTS)})")
-    return mod
+    return WF.selected_figures()
 
 
 def figure_inputs(wildcards):
-    """The figure's aggregates, plus its experiments' per-job results and the claims, so that the caption can
-    say which of the paper's claims hold at this scale."""
-    experiments = _figure(wildcards).EXPERIMENTS
-    return {"aggregates": [aggregate_file(name) for name in experiments],
-            "runs": [run for name in experiments for run in experiment_runs(name)],
-            "claims": CLAIMS_FILE}
+    """The aggregates of the figure's experiments (none for a simulation)."""
+    return [aggregate_file(name) for name in _checked(WF.figure, wildcards.figure)["experiments"]]
 
 
 def figure_paper(wildcards):
-    paper = PROTOCOL[_figure_experiments(_figure(wildcards))[0]]["paper"]
+    """The report's subcategory of a figure: the title of its paper (the figure's folder)."""
+    _checked(WF.figure, wildcards.figure)
+    paper = wildcards.figure.split("/")[0]
     return PAPER_TITLES.get(paper, paper)
 
 
 def figure_seeds(wildcards):
-    experiments = _figure(wildcards).EXPERIMENTS
+    experiments = _checked(WF.figure, wildcards.figure)["experiments"]
     return WF.describe_seeds(experiments) if experiments else "a deterministic simulation, no seeds"
 
 
 def figure_deviations(wildcards):
-    return WF.describe_deviations(_figure(wildcards).EXPERIMENTS)
+    return WF.describe_deviations(_checked(WF.figure, wildcards.figure)["experiments"])
 
 
 def figure_description(wildcards):
-    mod = _figure(wildcards)
-    descriptions = [PROTOCOL[name].get("description", name) for name in mod.EXPERIMENTS] or [mod.TITLE]
-    return "; ".join(dict.fromkeys(descriptions))
+    return _checked(WF.figure_description, wildcards.figure)
 
 
-# The tables the workflow writes, per paper, when the scale selects any of the paper's experiments.
-PAPER_TABLES = {"ngm2025": ["ngm_table1", "ngm_table2"], "adalin2025": ["adalin_table"]}
+# The tables the workflow writes, results/tables/<paper>/<table>.{csv,md,tex}, per paper, when the scale selects any
+# of the paper's experiments.
+PAPER_TABLES = {"ngm2025": ["table1", "table2"], "adalin2025": ["table"]}
 
 
 def paper_experiments(paper):
-    """The selected experiments of one paper."""
-    return [name for name, spec in EXPERIMENTS.items() if spec["paper"] == paper]
+    return WF.paper_experiments(paper)
 
 
 def table_inputs(paper):
@@ -183,8 +149,13 @@ def table_inputs(paper):
 
 
 def table_targets():
-    return [f"results/tables/{table}.{ext}" for paper, tables in PAPER_TABLES.items() if paper_experiments(paper)
-            for table in tables for ext in ("csv", "md", "tex")]
+    return [f"results/tables/{paper}/{table}.{ext}" for paper, tables in PAPER_TABLES.items()
+            if paper_experiments(paper) for table in tables for ext in ("csv", "md", "tex")]
+
+
+def table_folder(wildcards, output):
+    """Where a tables job writes: the folder of its outputs, results/tables/<paper>."""
+    return os.path.dirname(output[0])
 
 
 def reproduction_deviations():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from figures import _adalin, _style
+from figures import _style
+from figures.adalin2025 import _adalin
 
 EXPERIMENTS = _adalin.EXPERIMENTS
 TITLE = "AdaLin ablation: neuron-level vs layer-level α"
@@ -26,4 +27,5 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
 
 def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
     return _style.caption(aggregates, scale, "AdaLin with one learnable α per neuron against one α per layer "
-                          "(same initialisation U[0, 1)), Adam at learning rate 1e-3. " + _adalin.PROTOCOL_NOTE)
+                          "(same initialisation U[0, 1)), Adam at learning rate 1e-3. " + _adalin.ONLINE_ACCURACY
+                          + " " + _adalin.PROTOCOL_NOTE)

@@ -11,25 +11,37 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from figures import _style
+from plasticity.analysis.ngm_tables import METHOD_LABELS
 from plasticity.config import RUN_FIELDS, canonical_json, expand_runs, load_protocol
 
-# The paper's colours: NGM-SGD orange, MSGD blue, Adam green, SGD gray, G0-SGD purple; other methods after them.
-METHODS = {"ngm_sgd": ("NGM-SGD", "darkorange"), "msgd": ("MSGD", "royalblue"), "adam": ("Adam", "forestgreen"),
-           "sgd": ("SGD", "gray"), "g0_sgd": ("G0-SGD", "purple"), "cbp": ("CBP", "crimson"),
-           "bp": ("BP", "black"), "l2": ("L2", "olive"), "shrink_perturb": ("Shrink & Perturb", "teal")}
+# The paper's colours: NGM-SGD orange, MSGD blue, Adam green, SGD gray, G0-SGD purple; other methods after them,
+# and any other run (a user's own method) in a colour of its own (`_style.fallback_color`), labelled by its run id.
+COLORS = {"ngm_sgd": "darkorange", "msgd": "royalblue", "adam": "forestgreen", "sgd": "gray", "g0_sgd": "purple",
+          "cbp": "crimson", "bp": "black", "l2": "olive", "shrink_perturb": "teal"}
+PAPER_GROUPS = ["ngm_sgd", "msgd", "adam", "sgd"]   # the runs the paper's Figs. 3-4 show (its gain: NGM-SGD's)
+PAPER_RUNS_NOTE = "NGM-SGD, MSGD, Adam and SGD as in the paper (gain: NGM-SGD's); the other runs are in its companion."
+EXTRA_RUNS_NOTE = ("The experiment's runs the paper's figure does not show (a run the project does not know is "
+                   "labelled by its run id), and NGM-SGD for reference.")
 
 
 def runs_of(aggregate: pd.DataFrame, metric: str, layer: int = 0) -> dict[str, pd.DataFrame]:
-    """{run group: its curve of `metric` at `layer`}, in the paper's method order."""
-    frame = _style.with_settings(aggregate)
+    """{series: its curve of `metric` at `layer`}, in the paper's method order, then the other runs by name; a
+    series is a run group of the known methods, or the run id of any other run."""
+    frame = _style.method_series(_style.with_settings(aggregate), known=COLORS)
     frame = frame[(frame["metric"] == metric) & (frame["layer"] == layer)].sort_values("x")
-    order = {name: i for i, name in enumerate(METHODS)}
-    return {group: part for group, part in sorted(frame.groupby("group"), key=lambda kv: order.get(kv[0], 99))}
+    order = {name: i for i, name in enumerate(COLORS)}
+    return dict(sorted(frame.groupby("series"), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
-def method_style(group: str, curve: pd.DataFrame) -> tuple[str, str | None]:
-    label, color = METHODS.get(curve["method"].iloc[0], (group, None))
-    return label, color
+def method_style(series: str) -> tuple[str, object]:
+    """(legend label, colour) of a series."""
+    color = COLORS[series] if series in COLORS else _style.fallback_color(series, COLORS.values())
+    return METHOD_LABELS.get(series, series), color
+
+
+def extra_groups(aggregate: pd.DataFrame) -> list[str]:
+    """NGM-SGD (for reference) and every series the paper's Figs. 3-4 do not show (G0-SGD, CBP, a user's own)."""
+    return ["ngm_sgd"] + [series for series in runs_of(aggregate, "task_accuracy", 1) if series not in PAPER_GROUPS]
 
 
 def context_length(aggregate: pd.DataFrame) -> tuple[int, int]:
@@ -62,10 +74,11 @@ def context_minima(curve: pd.DataFrame, per_context: int, contexts: int) -> list
     return points
 
 
-def draw_column(axes, aggregate: pd.DataFrame, title: str, groups: list[str] | None = None,
+def draw_column(axes, aggregate: pd.DataFrame, title: str, groups: list[str], gain_groups: list[str],
                 accuracy_metric: str = "task_accuracy", accuracy_layer: int = 1,
                 zoom: tuple[float, float] | None = None) -> None:
-    """Task-1 accuracy (with dots at each context's minimum), task-1 loss and the gain of the last layer.
+    """Task-1 accuracy (with dots at each context's minimum) and task-1 loss of the series `groups`, and the gain
+    of the last layer of `gain_groups`.
     zoom: (lowest accuracy in %, highest loss) shown, as the paper zooms in on the gaps; deeper drops are cut."""
     per_context, contexts = context_length(aggregate)
     panels = [(accuracy_metric, accuracy_layer, "task-1 accuracy (%)" if accuracy_metric == "task_accuracy"
@@ -74,9 +87,9 @@ def draw_column(axes, aggregate: pd.DataFrame, title: str, groups: list[str] | N
     for row, (ax, (metric, layer, ylabel, scale)) in enumerate(zip(axes, panels)):
         shade_contexts(ax, per_context, contexts)
         for group, curve in runs_of(aggregate, metric, layer).items():
-            if groups is not None and group not in groups:
+            if group not in (gain_groups if metric == "gain" else groups):
                 continue
-            label, color = method_style(group, curve)
+            label, color = method_style(group)
             plot_curve(ax, curve, label, color, scale)
             if metric == "task_accuracy":
                 points = context_minima(curve, per_context, contexts)
@@ -101,12 +114,26 @@ def _hashable(settings: dict) -> dict:
 
 
 def column_figure(aggregate: pd.DataFrame, title: str, column_title: str,
-                  zoom: tuple[float, float] | None = None) -> Figure:
-    """One column of the paper's Figs. 3-4: task-1 accuracy, task-1 loss and gain over iterations."""
+                  zoom: tuple[float, float] | None = None, extra: bool = False) -> Figure:
+    """One column of the paper's Figs. 3-4: task-1 accuracy, task-1 loss and gain over iterations, of the
+    paper's methods (gain: NGM-SGD's), or with `extra` of NGM-SGD and the runs the paper does not show."""
     fig = Figure(figsize=(7, 8))
-    draw_column(fig.subplots(3, 1, sharex=True), aggregate, column_title, zoom=zoom)
+    groups, gain_groups = (extra_groups(aggregate),) * 2 if extra else (PAPER_GROUPS, ["ngm_sgd"])
+    draw_column(fig.subplots(3, 1, sharex=True), aggregate, column_title, groups, gain_groups, zoom=zoom)
     fig.suptitle(title)
     return fig
+
+
+def column_functions(experiment: str, title: str, column_title: str, description: str,
+                     zoom: tuple[float, float], extra: bool = False):
+    """(draw, caption) of a figure module of one column of Figs. 3-4, or with `extra` of its companion."""
+    def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
+        return column_figure(aggregates[experiment], title, column_title, zoom=zoom, extra=extra)
+
+    def column_caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
+        return caption(aggregates, scale, f"{description} {EXTRA_RUNS_NOTE if extra else PAPER_RUNS_NOTE}")
+
+    return draw, column_caption
 
 
 def experiment_notes(name: str, aggregate: pd.DataFrame, protocol: dict) -> tuple[str, bool]:
@@ -130,13 +157,14 @@ def experiment_notes(name: str, aggregate: pd.DataFrame, protocol: dict) -> tupl
     return f"{name}: " + "; ".join(notes) + ".", deviates
 
 
-def caption(aggregates: dict[str, pd.DataFrame], scale: str, description: str, dots: bool = True) -> str:
+def caption(aggregates: dict[str, pd.DataFrame], scale: str, description: str, column: bool = True) -> str:
+    """The caption; `column`: a column of Figs. 3-4 (zoomed in on the gaps, dots at the minima)."""
     protocol = load_protocol(_style.PROTOCOL_PATH)
     lines = [description, "Lines: mean; bands: ± standard deviation across seeds (the paper's figures show the "
-             "standard error). Shaded: every other context. Figs. 3-4 are zoomed in on the gaps as in the paper: "
-             "drops below the accuracy axis are cut (Table 2 has their depth)."
-             + (" Dots: each context's minimum of the mean task-1 accuracy (the stability gap)." if dots else "")
-             + f" Scale: {scale}."]
+             "standard error). Shaded: every other context."
+             + (" Zoomed in on the gaps as in the paper: drops below the accuracy axis are cut (Table 2 has their "
+                "depth). Dots: each context's minimum of the mean task-1 accuracy (the stability gap)."
+                if column else "") + f" Scale: {scale}."]
     any_deviation = False
     for name, aggregate in aggregates.items():
         notes, deviates = experiment_notes(name, aggregate, protocol)

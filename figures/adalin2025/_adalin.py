@@ -2,7 +2,9 @@
 their colours, the task axis, and the protocol note every caption carries.
 
 Figures show the Adam runs at learning rate 1e-3 (every scale runs it); at the paper scale the SGD runs and the
-other learning rate are in the methods × benchmarks table, which picks each method's best learning rate.
+other learning rate are in the methods × benchmarks table, which picks each method's best learning rate. A run of
+a variant the paper does not have (a user's own method) is shown at every optimizer and learning rate it ran,
+named by its run id, in a colour of its own (`_style.fallback_color`).
 """
 from __future__ import annotations
 
@@ -11,31 +13,44 @@ import seaborn as sns
 from matplotlib.axes import Axes
 
 from figures import _style
-from plasticity.analysis.adalin_table import BENCHMARK_LABELS, VARIANT_LABELS, variant
+from plasticity.analysis.adalin_table import BENCHMARK_LABELS, VARIANT_LABELS, variant, variant_order
 
 EXPERIMENTS = ["adalin_pmnist", "adalin_random_label_mnist"]
 SHOWN_LR = 0.001
 COLORS = dict(zip(VARIANT_LABELS, sns.color_palette("tab20", len(VARIANT_LABELS))))
 # the three AdaLin activations against their plain ones: one colour per base, AdaLin solid, plain dashed
 BASES = {"relu": "tab:blue", "tanh": "tab:orange", "gelu": "tab:green"}
-PROTOCOL_NOTE = ("Protocol of Kumar et al. 2023, which the AdaLin paper follows (confirmed for Permuted MNIST: "
-                 "10k images per task seen once, batch 16, MLP 2×100; assumed for Random Label MNIST: 1,200 images "
-                 "with random labels per task, many epochs). Kaiming-uniform init with the activation's gain and "
-                 "the regularisers' strengths are this project's (the papers do not state or tune them here). "
-                 "Online accuracy: per-batch training accuracy before the update, averaged over each task.")
+PROTOCOL_NOTE = ("Protocol of Kumar et al. 2023 (confirmed for Permuted MNIST, assumed for Random Label MNIST); "
+                 "the Kaiming-uniform initialisation and the regularisers' strengths are this project's.")
+ONLINE_ACCURACY = "Online accuracy: per-batch training accuracy before the update, averaged over each task."
+
+
+OTHERS_NOTE = "Other runs (e.g. a user's own method): every optimizer and learning rate they ran, by run id."
 
 
 def label(name: str) -> str:
     return VARIANT_LABELS.get(name, name)
 
 
+def color(name: str):
+    return COLORS[name] if name in COLORS else _style.fallback_color(name, [*COLORS.values(), *BASES.values()])
+
+
+def others(frame: pd.DataFrame) -> list[str]:
+    """The variants of `adam_runs` the paper does not have (their run ids), by name."""
+    return [name for name in variant_order(frame["variant"]) if name not in VARIANT_LABELS]
+
+
 def adam_runs(aggregate: pd.DataFrame) -> pd.DataFrame:
-    """The Adam runs at the shown learning rate, with `variant` and `task` (x in tasks) columns."""
+    """The Adam runs at the shown learning rate, and every run of a variant the paper does not have (its variant
+    then its run id), with `variant` and `task` (x in tasks) columns."""
     frame = _style.with_settings(aggregate)
+    frame["variant"] = [variant(r, m, a) for r, m, a in zip(frame["run"], frame["method"], frame["model.activation"])]
+    known = frame["variant"].isin(list(VARIANT_LABELS))
+    frame.loc[~known, "variant"] = frame.loc[~known, "run"]
     optimizer = frame.get("hparams.optimizer", pd.Series("sgd", index=frame.index)).fillna("sgd")
     adam = (frame["method"] == "adam") | ((frame["method"] != "bp") & (optimizer == "adam"))
-    frame = frame[adam & (frame["hparams.lr"] == SHOWN_LR)].copy()
-    frame["variant"] = [variant(m, a) for m, a in zip(frame["method"], frame["model.activation"])]
+    frame = frame[(adam & (frame["hparams.lr"] == SHOWN_LR)) | ~known].copy()
     per_task = frame.get("benchmark_args.examples_per_task")
     if per_task is None or per_task.isna().any():
         per_task = frame["benchmark_args.images_per_task"] * frame["benchmark_args.epochs_per_task"]
@@ -53,7 +68,7 @@ def plot_variants(ax: Axes, frame: pd.DataFrame, variants: list[str], metric: st
         ax.text(0.5, 0.5, "not run at this scale", transform=ax.transAxes, ha="center", va="center", color="0.4")
     for name in shown:
         curve = rows[rows["variant"] == name]
-        style = (styles or {}).get(name, {"color": COLORS[name]})
+        style = (styles or {}).get(name, {"color": color(name)})
         _style.plot_mean_sem(ax, curve, label(name), x=curve["task"], scale=scale, **style)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from figures import _ngm
+from figures.ngm2025 import _ngm
 
 EXPERIMENTS = ["ngm_split_mnist", "ngm_rotated_mnist", "ngm_permuted_mnist"]
 TITLE = "Appendix: mean NGM-SGD gain per task"
@@ -43,4 +43,4 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
 def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
     return _ngm.caption(aggregates, scale, "The seed-mean gain of NGM-SGD averaged over the iterations of each "
                         "context (error bars: its standard deviation over those iterations), with a least-squares "
-                        "line per benchmark.", dots=False)
+                        "line per benchmark.", column=False)

@@ -1,14 +1,17 @@
 """Plasticity correlates under AdaLin and the baselines: dead units, effective rank of the hidden features, and
-weight magnitude, measured on a probe batch at each task start (the measures of the loss-of-plasticity paper)."""
+weight magnitude, measured on a probe batch at each task start (the measures of the loss-of-plasticity paper), and
+any other run of the experiment (a user's own method)."""
 from __future__ import annotations
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from figures import _adalin, _style
+from figures import _style
+from figures.adalin2025 import _adalin
 
 EXPERIMENTS = _adalin.EXPERIMENTS
 TITLE = "AdaLin: correlates of plasticity"
+EVERY_RUN = True   # draws every run of its experiments, a user's own method too (by its run id)
 VARIANTS = ["adalin_relu", "relu", "adalin_tanh", "tanh", "prelu", "crelu", "l2_init", "redo", "cbp"]
 PANELS = [("dead_units_pct", "hidden", "dead units (%, mean over hidden layers)"),
           ("effective_rank", "hidden", "effective rank (mean over hidden layers)"),
@@ -21,7 +24,7 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
     for row, experiment in zip(axes, EXPERIMENTS):
         runs = _adalin.adam_runs(aggregates[experiment])
         for ax, (metric, layer, ylabel) in zip(row, PANELS):
-            _adalin.plot_variants(ax, runs, VARIANTS, metric, layer=layer)
+            _adalin.plot_variants(ax, runs, VARIANTS + _adalin.others(runs), metric, layer=layer)
             _style.label_axes(ax, _adalin.BENCHMARK_LABELS[experiment], "task", ylabel, legend=ax is row[0])
     fig.suptitle(TITLE)
     return fig
@@ -32,4 +35,4 @@ def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
                           "before training on it. A unit is dead when its output is exactly 0 on every probe "
                           "example: a ReLU unit then gets no gradient, while AdaLin-ReLU and PReLU units keep the "
                           "slope α on the negative side and are dead only where α = 0. Adam at learning rate 1e-3. "
-                          + _adalin.PROTOCOL_NOTE)
+                          + _adalin.OTHERS_NOTE + " " + _adalin.PROTOCOL_NOTE)

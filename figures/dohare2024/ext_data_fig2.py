@@ -1,7 +1,8 @@
 """Extended Data Fig. 2: loss of plasticity in slowly-changing regression (bit-flipping).
 
-(a) BP with ReLU and (b) with tanh at three step sizes, (c) the methods with ReLU; the linear learner (lr 0.01)
-is the dashed baseline in every panel: a deep learner that ends above it has lost its advantage.
+(a) BP with ReLU and (b) with tanh at three step sizes, (c) the methods with ReLU (and any other run of the
+experiment, e.g. a user's own method, by its run id); the linear learner (lr 0.01) is the dashed baseline in every
+panel: a deep learner that ends above it has lost its advantage.
 """
 from __future__ import annotations
 
@@ -12,22 +13,22 @@ from figures import _style
 
 EXPERIMENTS = ["bit_flipping"]
 TITLE = "Extended Data Fig. 2: slowly-changing regression (bit-flipping)"
-METHOD_GROUPS = ["adam", "l2", "shrink_perturb", "cbp"]
+EVERY_RUN = True   # draws every run of its experiments, a user's own method too (by its run id)
+SWEEPS = ["bp", "linear"]    # the step-size sweeps of panels (a), (b) and the baseline; every other run is a method
 
 
 def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
     runs = _style.select(_style.with_settings(aggregates["bit_flipping"]), {"metric": "squared_error", "layer": 0})
     linear = _style.select(runs, {"group": "linear", "hparams.lr": 0.01})
     relu_bp = _style.select(runs, {"group": "bp", "model.activation": "relu"})
-    methods = pd.concat([_style.select(relu_bp, {"hparams.lr": 0.01}), runs[runs["group"].isin(METHOD_GROUPS)]])
+    methods = pd.concat([_style.select(relu_bp, {"hparams.lr": 0.01}), runs[~runs["group"].isin(SWEEPS)]])
     fig = Figure(figsize=(13, 3.8))
     axes = fig.subplots(1, 3, sharey=True)
-    panels = [("(a) BP, ReLU", relu_bp, "hparams.lr", lambda lr: f"lr {lr:g}"),
-              ("(b) BP, tanh", _style.select(runs, {"group": "bp", "model.activation": "tanh"}), "hparams.lr",
-               lambda lr: f"lr {lr:g}"),
-              ("(c) methods, ReLU", methods, "group", lambda group: method_label(methods, group))]
-    for ax, (title, frame, by, label) in zip(axes, panels):
-        _style.plot_runs(ax, frame, by, label)
+    for ax, activation in zip(axes, ["relu", "tanh"]):
+        _style.plot_runs(ax, _style.select(runs, {"group": "bp", "model.activation": activation}), "hparams.lr",
+                         lambda lr: f"lr {lr:g}")
+    _style.plot_methods(axes[2], methods, lambda series: method_label(methods, series))
+    for ax, title in zip(axes, ["(a) BP, ReLU", "(b) BP, tanh", "(c) methods, ReLU"]):
         if not linear.empty:
             _style.plot_mean_sem(ax, linear, "linear, lr 0.01", **_style.BASELINE_STYLE)
         _style.label_axes(ax, title, "examples", "squared error" if ax is axes[0] else "")
@@ -35,10 +36,11 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
     return fig
 
 
-def method_label(methods: pd.DataFrame, group: str) -> str:
+def method_label(methods: pd.DataFrame, series: str) -> str:
     """'Adam, lr 0.001': the step size differs between methods, so the legend says which one ran."""
-    lr = methods.loc[methods["group"] == group, "hparams.lr"].iloc[0]
-    return f"{_style.METHOD_LABELS[group]}, lr {lr:g}"
+    runs = _style.method_series(methods)
+    lr = runs.loc[runs["series"] == series].get("hparams.lr", pd.Series(dtype=float)).dropna()
+    return f"{_style.method_label(series)}" + (f", lr {lr.iloc[0]:g}" if len(lr) else "")
 
 
 def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from figures import _adalin, _style
+from figures import _style
+from figures.adalin2025 import _adalin
 
 EXPERIMENTS = _adalin.EXPERIMENTS
 TITLE = "AdaLin: learned α per layer over tasks"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from figures import _ngm
+from figures.ngm2025 import _ngm
 
 EXPERIMENTS = ["ngm_split_mnist"]
 TITLE = "Fig. 5: ablation of gain modulation on Split MNIST (NGM-SGD vs G0-SGD)"
@@ -27,7 +27,7 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
         _ngm.shade_contexts(ax, per_context, contexts)
         for group, curve in _ngm.runs_of(aggregate, metric, layer).items():
             if group in GROUPS:
-                label, color = _ngm.method_style(group, curve)
+                label, color = _ngm.method_style(group)
                 _ngm.plot_curve(ax, curve, label, color, scale_factor)
         ax.set_ylabel(ylabel)
         ax.set_xlabel("training iterations")
@@ -41,4 +41,4 @@ def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
     return _ngm.caption(aggregates, scale, "NGM-SGD and its ablation G0-SGD (gain held at g0 = 1, which makes it "
                         "plain SGD) on Split MNIST: accuracy on the pooled test data of the tasks evaluated after "
                         "every iteration (task 1 throughout, each later task from the end of its context), "
-                        "task-1 accuracy, and the gain.", dots=False)
+                        "task-1 accuracy, and the gain.", column=False)
