@@ -106,12 +106,12 @@ def check_run(run: dict) -> None:
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(sorted(PROTOCOLS))}")
     check_hyperparameters(run["method"], run["hparams"])
-    check_benchmark_arguments(run["benchmark"], run["benchmark_args"])
-    benchmark_protocol = getattr(BENCHMARKS[run["benchmark"]], "protocol", "online")
-    if benchmark_protocol != protocol:
+    benchmark = BENCHMARKS.get(run["benchmark"])       # (an unknown one is named with the valid ones just below)
+    if benchmark is not None and getattr(benchmark, "protocol", "online") != protocol:
         valid = [name for name, cls in sorted(BENCHMARKS.items()) if getattr(cls, "protocol", "online") == protocol]
         raise ConfigError(f"benchmark {run['benchmark']!r} does not run under protocol {protocol!r}; valid: "
                           f"{', '.join(valid)}")
+    check_benchmark_arguments(run["benchmark"], run["benchmark_args"])
     if "activation" in run["model"]:
         check_activation(run["model"]["activation"])
     model_settings(run["model"], protocol)
