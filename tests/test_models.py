@@ -25,7 +25,8 @@ def gen(seed=0):
 
 
 def b_major(shape, seed=0):
-    """A leaf (B, S, ...) tensor and its (S, B, ...) view, the layout the conv layers pass on."""
+    """A leaf (B, S, ...) tensor and its (S, B, ...) view, the layout the conv layers pass on on a GPU (on the CPU
+    they pass on S-major maps, and take either)."""
     base = torch.randn(shape[1], shape[0], *shape[2:], generator=gen(seed)).requires_grad_()
     return base, base.transpose(0, 1)
 
@@ -44,7 +45,7 @@ def test_seed_conv_equals_separate_convs_outputs_and_gradients(bias):
     base, x = b_major((seeds, 2, 4, 9, 9))
     grad_out = torch.randn(seeds, 2, 5, 5, 5, generator=gen(1))
     y = conv(x)
-    assert y.shape == (seeds, 2, 5, 5, 5) and y.transpose(0, 1).is_contiguous()     # B-major out
+    assert y.shape == (seeds, 2, 5, 5, 5) and y.is_contiguous()     # S-major out on the CPU
     y.backward(grad_out)
     for s in range(seeds):
         reference = nn.Conv2d(4, 5, 3, stride=2, padding=1, bias=bias)
@@ -60,6 +61,26 @@ def test_seed_conv_equals_separate_convs_outputs_and_gradients(bias):
         assert torch.equal(base.grad[:, s], x_s.grad)
         if bias:
             assert torch.equal(conv.bias.grad[s], reference.bias.grad)
+
+
+def test_seed_conv_epilogue_runs_per_seed_with_the_same_numbers():
+    """conv(x, epilogue) on the CPU: the epilogue inside the per-seed loop gives, bit for bit, epilogue(conv(x)) on
+    the block's maps, outputs and gradients; the grouped path applies it to the block's channels."""
+    conv = SeedConv2d(3, 4, 3, 3)
+    init_default_(conv, [gen(s) for s in range(3)])
+    epilogue = lambda images: F.max_pool2d(F.relu(images), 2)    # noqa: E731
+    base, x = b_major((3, 2, 3, 10, 10))
+    grad_out = torch.randn(3, 2, 4, 4, 4, generator=gen(1))
+    fused = conv(x, epilogue)
+    fused.backward(grad_out)
+    fused_grads = [base.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()]
+    base.grad = conv.weight.grad = conv.bias.grad = None
+    apart = max_pool(F.relu(conv(x)), 2)
+    apart.backward(grad_out)
+    assert torch.equal(fused, apart) and fused.is_contiguous()
+    for mine, other in zip(fused_grads, [base.grad, conv.weight.grad, conv.bias.grad]):
+        assert torch.equal(mine, other)
+    torch.testing.assert_close(conv.grouped(x, epilogue), fused, rtol=1e-5, atol=1e-6)
 
 
 def test_seed_conv_grouped_path_matches_the_per_seed_path():
@@ -122,10 +143,14 @@ def test_seed_batch_norm_grouped_path_matches_the_per_seed_path():
     torch.testing.assert_close(grouped.running_var, looped.running_var)
 
 
-def test_pooling_and_flatten_act_per_seed_in_torch_order():
+@pytest.mark.parametrize("layout", ["B-major", "S-major"])
+def test_pooling_and_flatten_act_per_seed_in_torch_order(layout):
     _, x = b_major((3, 2, 4, 6, 6))
+    if layout == "S-major":
+        x = x.contiguous()
     pooled_max, pooled_avg, flat = max_pool(x, 2), avg_pool(x, 3), flatten(x)
     assert flat.shape == (3, 2, 4 * 36) and flat.is_contiguous()
+    assert pooled_max.is_contiguous() == (layout == "S-major")      # a view of the pooled images either way
     for s in range(3):
         assert torch.equal(pooled_max[s], F.max_pool2d(x[s], 2))
         assert torch.equal(pooled_avg[s], F.avg_pool2d(x[s].contiguous(), 3))

@@ -13,6 +13,7 @@ wider than those layers started (quirk); here every architecture redraws from th
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from plasticity.config import ConfigError
@@ -60,7 +61,11 @@ class ConvNet(SeedVisionNet):
         self.features = []
         activations = iter(self.activations)
         for conv in self.convs:
-            x = max_pool(next(activations)(conv(x)), POOL)
+            activation = next(activations)
+            if activation.pointwise:    # on the CPU per seed: the block's full-size maps are never made
+                x = conv(x, lambda y, activation=activation: F.max_pool2d(activation(y), POOL))
+            else:                       # parameters per seed: on the block's maps
+                x = max_pool(activation(conv(x)), POOL)
             self.features.append(x)
         x = flatten(x)
         for fc in self.fcs:

@@ -1,11 +1,14 @@
 """Seed-batched layers: parameters with a leading seed dimension S, so that one module holds S independent networks
 and a seed's numbers do not depend on the other seeds of its block.
 
-Feature maps are (S, B, C, H, W), seed first like the MLP's (S, B, F), but stored B-major: the tensor is a
-`.transpose(0, 1)` view of a contiguous (B, S, C, H, W) one. Viewed as (B, S·C, H, W) it is an ordinary batch of
-images whose channels are the seeds' channels side by side, so one grouped convolution (groups = S), one BatchNorm
-over S·C channels or one pooling call serves every seed, without copies (`to_channels`, `from_channels`). On the
-CPU, convolutions and BatchNorms run one call per seed instead, for bit-for-bit block invariance (`per_seed`).
+Feature maps are (S, B, C, H, W), seed first like the MLP's (S, B, F); their memory layout follows the device.
+On a GPU they are B-major: the tensor is a `.transpose(0, 1)` view of a contiguous (B, S, C, H, W) one, which,
+viewed as (B, S·C, H, W), is an ordinary batch of images whose channels are the seeds' channels side by side, so
+one grouped convolution (groups = S), one BatchNorm over S·C channels or one pooling call serves every seed, without
+copies (`to_channels`, `from_channels`). On the CPU, convolutions and BatchNorms run one call per seed instead, for
+bit-for-bit block invariance (`per_seed`), and the maps are S-major (contiguous), so that a seed's slice, and its
+gradient, is a contiguous block in any block of seeds: no copy on the way into a call, none on the way back.
+Pooling takes either layout as a batch of images without a copy.
 """
 from __future__ import annotations
 
@@ -99,16 +102,23 @@ def from_channels(y: torch.Tensor, num_seeds: int) -> torch.Tensor:
 
 
 def per_seed(function: Callable[..., torch.Tensor], x: torch.Tensor, *arguments: list) -> torch.Tensor:
-    """`function(x_s, *arguments_s)` for each seed's (B, C, H, W) slice, stacked into a B-major (S, B, C', H', W').
+    """`function(x_s, *arguments_s)` for each seed's (B, C, H, W) slice, stacked into an S-major (S, B, C', H', W').
 
     The CPU path of the layers below. PyTorch's CPU convolution picks its algorithm from the shape and layout of
     its input, so one grouped call over S·C channels could compute a seed's numbers differently for another S;
     one call per seed, on a contiguous slice, gives every seed the call it would get alone. The backward pass
-    gets the same care: a seed's output gradient is a strided slice of the block's, and the CPU BatchNorm
-    backward sums a strided gradient in another order, so each call receives its gradient made contiguous."""
+    gets the same care: the CPU BatchNorm backward sums a strided gradient in another order, so each call receives
+    its gradient contiguous (as it comes, for the S-major maps these layers pass on; made so otherwise). A block of
+    one seed is its seed's output itself, unsqueezed: no copy. `arguments`: per-seed lists (`seed_slices`)."""
     outputs = [_contiguous_grad(function(x_s.contiguous(), *arguments_s))
-               for x_s, *arguments_s in zip(x.unbind(0), *arguments)]
-    return torch.stack(outputs, dim=1).transpose(0, 1)
+               for x_s, *arguments_s in zip(seed_slices(x), *arguments)]
+    return outputs[0].unsqueeze(0) if len(outputs) == 1 else torch.stack(outputs)
+
+
+def seed_slices(tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each seed's slice of a (S, ...) tensor, as views (`unbind`, whose backward stacks the slices' gradients
+    into one tensor); for one seed the squeezed tensor, a view whose gradient is passed on without that copy."""
+    return tensor.unbind(0) if tensor.shape[0] != 1 else (tensor.squeeze(0),)
 
 
 def _contiguous_grad(y: torch.Tensor) -> torch.Tensor:
@@ -117,14 +127,18 @@ def _contiguous_grad(y: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 def _on_cpu(x: torch.Tensor) -> bool:
     return x.device.type == "cpu"
 
 
 class SeedConv2d(nn.Module):
     """`nn.Conv2d` for S seeds: weight (S, out, in, kh, kw), bias (S, out) or None; input (S, B, in, H, W) ->
-    (S, B, out, H', W'), B-major. One F.conv2d per seed on the CPU (see `per_seed`), one grouped convolution
-    elsewhere (GPU runs are not bit for bit block-invariant anyway)."""
+    (S, B, out, H', W'). One F.conv2d per seed on the CPU (see `per_seed`; S-major out), one grouped convolution
+    elsewhere (B-major out; GPU runs are not bit for bit block-invariant anyway)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_seeds: int, stride: int = 1,
                  padding: int = 0, bias: bool = True):
@@ -134,19 +148,24 @@ class SeedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.zeros(num_seeds, out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(num_seeds, out_channels)) if bias else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.per_seed(x) if _on_cpu(x) else self.grouped(x)
+    def forward(self, x: torch.Tensor, epilogue: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """The convolution, then `epilogue` if given: a function of a batch of images (N, C, H, W) that treats
+        each image's channel on its own (a pointwise activation, a pooling). On the CPU it runs inside the per-seed
+        loop, on each seed's output, so that the convolution's full-size output is never stacked for the block:
+        each big map stays one seed's, and one copy is saved. Elsewhere it runs on the block's (B, S·C, H, W)."""
+        return self.per_seed(x, epilogue) if _on_cpu(x) else self.grouped(x, epilogue)
 
-    def per_seed(self, x: torch.Tensor) -> torch.Tensor:
-        biases = self.bias.unbind(0) if self.bias is not None else [None] * len(self.weight)
-        return per_seed(lambda x_s, weight, bias: F.conv2d(x_s, weight, bias, self.stride, self.padding),
-                        x, self.weight.unbind(0), biases)
+    def per_seed(self, x: torch.Tensor, epilogue: Callable | None = None) -> torch.Tensor:
+        biases = seed_slices(self.bias) if self.bias is not None else [None] * len(self.weight)
+        then = epilogue or _identity
+        return per_seed(lambda x_s, weight, bias: then(F.conv2d(x_s, weight, bias, self.stride, self.padding)),
+                        x, seed_slices(self.weight), biases)
 
-    def grouped(self, x: torch.Tensor) -> torch.Tensor:
+    def grouped(self, x: torch.Tensor, epilogue: Callable | None = None) -> torch.Tensor:
         num_seeds = self.weight.shape[0]
         bias = self.bias.flatten() if self.bias is not None else None
         y = F.conv2d(to_channels(x), self.weight.flatten(0, 1), bias, self.stride, self.padding, groups=num_seeds)
-        return from_channels(y, num_seeds)
+        return from_channels((epilogue or _identity)(y), num_seeds)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -186,8 +205,8 @@ class SeedBatchNorm2d(nn.Module):
         return F.batch_norm(x, running_mean, running_var, weight, bias, self.training, self.momentum, self.eps)
 
     def per_seed(self, x: torch.Tensor) -> torch.Tensor:
-        return per_seed(self._normalise, x, self.running_mean.unbind(0), self.running_var.unbind(0),
-                        self.weight.unbind(0), self.bias.unbind(0))
+        return per_seed(self._normalise, x, *map(seed_slices, (self.running_mean, self.running_var, self.weight,
+                                                               self.bias)))
 
     def grouped(self, x: torch.Tensor) -> torch.Tensor:
         y = self._normalise(to_channels(x), self.running_mean.view(-1), self.running_var.view(-1),
@@ -200,14 +219,22 @@ class SeedBatchNorm2d(nn.Module):
 
 # Pooling runs on all seeds at once, also on the CPU: a max is exact, and torch's average pooling of a contiguous
 # map sums each window on its own in a fixed order, so neither mixes channels nor depends on their number.
+def _as_images(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """`function` of (S, B, C, H, W) maps viewed, without a copy, as one batch of images: (S·B, C, H, W) for
+    S-major (contiguous) maps, (B, S·C, H, W) for B-major ones."""
+    if x.is_contiguous():
+        return function(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+    return from_channels(function(to_channels(x)), x.shape[0])
+
+
 def max_pool(x: torch.Tensor, kernel_size: int | tuple[int, int]) -> torch.Tensor:
     """F.max_pool2d (stride = kernel) of (S, B, C, H, W) maps."""
-    return from_channels(F.max_pool2d(to_channels(x), kernel_size), x.shape[0])
+    return _as_images(lambda images: F.max_pool2d(images, kernel_size), x)
 
 
 def avg_pool(x: torch.Tensor, kernel_size: int | tuple[int, int]) -> torch.Tensor:
     """F.avg_pool2d (stride = kernel) of (S, B, C, H, W) maps."""
-    return from_channels(F.avg_pool2d(to_channels(x), kernel_size), x.shape[0])
+    return _as_images(lambda images: F.avg_pool2d(images, kernel_size), x)
 
 
 def flatten(x: torch.Tensor) -> torch.Tensor:
