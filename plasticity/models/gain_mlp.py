@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from plasticity.models.kernels import FillShiftedInputs
+from plasticity.models.layers import LinearStack
 from plasticity.activations import build_activation
 from plasticity.config import ConfigError
 from plasticity.models import register
@@ -48,7 +49,7 @@ class GainLinear(nn.Module):
         return product.mul_(self.gain.unsqueeze(1)).add_(self.bias.unsqueeze(1))
 
 
-class GainMLP(nn.Module):
+class GainMLP(LinearStack, nn.Module):
     """`depth` hidden layers of `width` units, every layer gain-modulated; weights N(0, hidden_std²) in the
     hidden layers and N(0, output_std²) in the output layer, drawn from each seed's own "init" stream."""
 
@@ -74,22 +75,6 @@ class GainMLP(nn.Module):
         for index, (layer, std) in enumerate(zip(self.layers, self.stds)):
             layer.weight.copy_(torch.stack([torch.randn(layer.out_features, layer.in_features, generator=g)
                                             for g in generators(self.seeds, f"init:{index}")]) * std)
-
-    @property
-    def num_seeds(self) -> int:
-        return self.layers[0].weight.shape[0]
-
-    @property
-    def head(self) -> GainLinear:
-        return self.layers[-1]
-
-    @property
-    def features(self) -> list[torch.Tensor]:
-        return self.hidden
-
-    def probe_weights(self) -> list[torch.Tensor]:
-        """The weights whose mean |w| the probes record: every layer's (not the biases), as the reference's."""
-        return [layer.weight for layer in self.layers]
 
     def unit_layers(self) -> list[UnitLayer]:
         """Every hidden layer's neurons, redrawn from N(0, hidden_std²) like the layer's initial weights (their

@@ -241,3 +241,24 @@ def flatten(x: torch.Tensor) -> torch.Tensor:
     """(S, B, C, H, W) -> (S, B, C·H·W) in torch's (C, H, W) order, made S-major contiguous: the seed-batched
     matmul of the linear layer after it then reads each seed's inputs as one dense matrix, as in any block."""
     return x.flatten(2).contiguous()
+
+
+class LinearStack:
+    """The model interface (plasticity.models) of a stack of seed-batched linear layers, `layers`, whose forward
+    keeps the hidden activations in `hidden`: the MLPs'."""
+
+    @property
+    def num_seeds(self) -> int:
+        return self.layers[0].weight.shape[0]
+
+    @property
+    def head(self) -> nn.Module:
+        return self.layers[-1]
+
+    @property
+    def features(self) -> list[torch.Tensor]:
+        return self.hidden
+
+    def probe_weights(self) -> list[torch.Tensor]:
+        """The weights whose mean |w| the probes record: every layer's (not the biases), as the reference's."""
+        return [layer.weight for layer in self.layers]

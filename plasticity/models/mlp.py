@@ -22,7 +22,7 @@ from torch import nn
 
 from plasticity.activations import build_activation
 from plasticity.models import kernels, register
-from plasticity.models.layers import SeedLinear, kaiming_uniform_bound
+from plasticity.models.layers import LinearStack, SeedLinear, kaiming_uniform_bound
 from plasticity.models.units import UnitLayer, uniform_init
 from plasticity.seeding import generators
 
@@ -42,7 +42,7 @@ def parameter_matched_width(in_features: int, out_features: int, width: int, dep
                key=lambda units: abs(parameter_count(in_features, out_features, units, depth, expansion) - target))
 
 
-class SeedMLP(nn.Module):
+class SeedMLP(LinearStack, nn.Module):
     """`depth` hidden layers of `width` units with one activation (by name, `plasticity.activations`; each hidden
     layer has its own module, holding its parameters, if any, per seed), Kaiming-uniform weights and zero biases
     (the loss-of-plasticity reference's init); the output layer uses the linear gain. An activation that passes on
@@ -104,22 +104,6 @@ class SeedMLP(nn.Module):
                 torch.empty(layer.out_features, layer.in_features).uniform_(-bound, bound, generator=g)
                 for g in gens]))
             layer.bias.zero_()
-
-    @property
-    def num_seeds(self) -> int:
-        return self.layers[0].weight.shape[0]
-
-    @property
-    def head(self) -> SeedLinear:
-        return self.layers[-1]
-
-    @property
-    def features(self) -> list[torch.Tensor]:
-        return self.hidden
-
-    def probe_weights(self) -> list[torch.Tensor]:
-        """The weights whose mean |w| the probes record: every layer's (not the biases), as the reference's."""
-        return [layer.weight for layer in self.layers]
 
     def unit_layers(self) -> list[UnitLayer]:
         """Every hidden layer's neurons, redrawn from the layer's Kaiming-uniform init."""
