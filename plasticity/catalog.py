@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from plasticity.activations import ACTIVATIONS, check_activation
 from plasticity.benchmarks import BENCHMARKS, benchmark_shapes, check_benchmark_arguments
@@ -99,9 +100,11 @@ def figures() -> dict[str, dict]:
             for name, module in sorted(FIGURES.items())}
 
 
-def check_run(run: dict) -> None:
+def check_run(run: dict) -> int:
     """ConfigError unless the run's method, hyperparameters, benchmark, its arguments, activation and model exist
-    and fit together: the model is built for one seed and run on one example of the benchmark's input shape."""
+    and fit together: the model is built for one seed and run on one example of the benchmark's input shape.
+    Returns the multiply-accumulates of that forward pass (torch's flop counter), the workflow's measure of a
+    job's size."""
     protocol = run["protocol"]
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(sorted(PROTOCOLS))}")
@@ -118,13 +121,14 @@ def check_run(run: dict) -> None:
     input_shape, outputs = benchmark_shapes(run["benchmark"], run["benchmark_args"])
     try:
         model = build_model(run["model"], input_shape, outputs, [0], protocol)
-        with torch.no_grad():
+        with torch.no_grad(), FlopCounterMode(display=False) as flops:
             model.eval()(torch.zeros(1, 1, *input_shape))
     except (RuntimeError, ValueError) as error:
         if isinstance(error, ConfigError):
             raise
         raise ConfigError(f"model {run['model']} does not fit benchmark {run['benchmark']!r} (input shape "
                           f"{tuple(input_shape)}, {outputs} outputs): {' '.join(str(error).split())}") from None
+    return flops.get_total_flops() // 2
 
 
 def run_sources(run: dict) -> list[str]:
@@ -138,17 +142,17 @@ def run_sources(run: dict) -> list[str]:
 
 
 def answer(request: dict) -> dict:
-    """The workflow's request {"runs": {key: run}} answered: the registries, the figures, each run's sources, and
-    the first error of any run as {"run": key, "message": ...} (or null)."""
-    error, sources = None, {}
+    """The workflow's request {"runs": {key: run}} answered: the registries, the figures, each run's sources and
+    multiply-accumulates per example, and the first error of any run as {"run": key, "message": ...} (or null)."""
+    error, sources, macs = None, {}, {}
     for key, run in request["runs"].items():
         try:
-            check_run(run)
+            macs[key] = check_run(run)
         except ConfigError as problem:
             error = {"run": key, "message": str(problem)}
             break
         sources[key] = run_sources(run)
-    return {**registries(), "figures": figures(), "sources": sources, "error": error}
+    return {**registries(), "figures": figures(), "sources": sources, "macs": macs, "error": error}
 
 
 if __name__ == "__main__":

@@ -196,16 +196,9 @@ class Workflow:
     # --- resource estimates ------------------------------------------------------------------------------------
 
     def _weights(self, experiment: str, run: str) -> int:
-        """Multiply-accumulates of one seed's network per example (forward), for an MLP its weights."""
-        spec = self.experiments[experiment]
-        model = self.runs[experiment][run]["model"]
-        mnist = self.dataset_of(experiment) == "mnist"
-        inputs = 784 if mnist else spec["benchmark_args"].get("num_inputs", 20)
-        outputs = 10 if mnist else 1
-        width, depth = model["width"], model["depth"]
-        if depth == 0:
-            return inputs * outputs
-        return inputs * width + (depth - 1) * width * width + width * outputs
+        """Multiply-accumulates of one seed's network per example (forward), as the catalog measured them; for an
+        MLP, its weights."""
+        return self.catalog["macs"][f"{experiment}/{run}"]
 
     def _contexts(self, experiment: str) -> int:
         args = self.experiments[experiment]["benchmark_args"]
