@@ -207,8 +207,8 @@ def train_tasks(spec: dict, mnist_path: str | None = None, progress: bool = True
             run.correct_sum += (output.argmax(-1) == targets).float().sum(1)
             bar.update(1)
             if batch == steps_per_epoch[task_index] - 1:
-                _end_epoch(spec, model, task, mask, run, recorder, done_epochs + 1, epoch == epochs - 1,
-                           evaluation, finite, device)
+                _end_epoch(model, task, mask, run, recorder, done_epochs + 1, epoch == epochs - 1,
+                           evaluation, finite)
                 if bool((run.diverged_at >= 0).all()):
                     break            # every seed has diverged: nothing left to learn
     end = benchmark.num_tasks * epochs
@@ -219,8 +219,8 @@ def train_tasks(spec: dict, mnist_path: str | None = None, progress: bool = True
     return frame
 
 
-def _end_epoch(spec, model, task, mask, run: Progress, recorder: Recorder, x: int, last: bool, evaluation: dict,
-               finite, device) -> None:
+def _end_epoch(model, task, mask, run: Progress, recorder: Recorder, x: int, last: bool, evaluation: dict,
+               finite) -> None:
     """Record the epoch's training loss and accuracy, evaluate as `evaluation` says, keep the best validation
     weights, and at the task's last epoch record the task's accuracies (reloading the best weights first)."""
     examples = task.train.inputs.shape[1]
