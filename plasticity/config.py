@@ -15,8 +15,11 @@ from pathlib import Path
 import yaml
 
 RUN_FIELDS = ("hparams", "model", "benchmark_args")
-# Optional settings of the tasks protocol (plasticity/engine/tasks.py) a job spec carries when given.
-TASKS_OPTIONS = ("schedule", "evaluation", "mask_unseen_classes", "reset_head")
+# Optional settings of the tasks protocol (plasticity/engine/tasks.py) a job spec carries when given; a run may set
+# the RUN_TASKS_OPTIONS itself, over its experiment's (class-incremental CIFAR-100 compares BP with head resetting
+# and with retraining from scratch in one experiment).
+TASKS_OPTIONS = ("schedule", "evaluation", "mask_unseen_classes", "reset_head", "reset_network")
+RUN_TASKS_OPTIONS = ("reset_head", "reset_network")
 
 
 class ConfigError(ValueError):
@@ -85,8 +88,8 @@ def _format_value(value) -> str:
 def expand_runs(experiment: dict) -> dict[str, dict]:
     """Expand each run group's list-valued fields into a grid; returns {run id: run}.
 
-    A run is {method, hparams, model, benchmark_args} with the experiment's model and benchmark args merged in,
-    and its id is the group name plus the grid values in key order, e.g. `bp-activation_relu-lr_0.01`.
+    A run is {method, hparams, model, benchmark_args} with the experiment's model and benchmark args merged in
+    (and the RUN_TASKS_OPTIONS it sets), and its id is the group name plus the grid values in key order, e.g. `bp-activation_relu-lr_0.01`.
     """
     runs = {}
     for group, spec in experiment["runs"].items():
@@ -96,7 +99,8 @@ def expand_runs(experiment: dict) -> dict[str, dict]:
             run = {"method": spec["method"],
                    "hparams": copy.deepcopy(spec.get("hparams") or {}),
                    "model": deep_merge(experiment["model"], spec.get("model") or {}),
-                   "benchmark_args": deep_merge(experiment["benchmark_args"], spec.get("benchmark_args") or {})}
+                   "benchmark_args": deep_merge(experiment["benchmark_args"], spec.get("benchmark_args") or {}),
+                   **{key: spec[key] for key in RUN_TASKS_OPTIONS if key in spec}}
             labels = [group]
             for (key, field, _), value in zip(axes, point):
                 run[field][key] = value
@@ -132,6 +136,7 @@ def job_spec(name: str, experiment: dict, run_id: str, seeds: list[int], device:
         return {**common, "protocol": "tasks", "batch_size": experiment["batch_size"],
                 "epochs_per_task": experiment["epochs_per_task"], "probe": experiment.get("probe"),
                 **{key: experiment[key] for key in TASKS_OPTIONS if key in experiment},
+                **{key: run[key] for key in RUN_TASKS_OPTIONS if key in run},
                 "seeds": seeds, "device": device}
     if experiment.get("protocol", "online") == "joint":
         return {**common, "protocol": "joint", "batch_size": experiment["batch_size"],

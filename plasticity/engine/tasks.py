@@ -2,7 +2,9 @@
 trained for `epochs_per_task` epochs over its training set in shuffled mini-batches.
 
 Per task: at its start the output layer may be reset (`reset_head: zero`: weights and bias set to 0, as LOP's
-continual ImageNet does; optimizer state kept, as there) and the network probed on the task's first `probe.size`
+continual ImageNet does; `init`: redrawn from the architecture's own init, LOP's head resetting on CIFAR-100;
+optimizer state kept, as in both), or the whole network replaced by a fresh one (`reset_network: true`, the
+retrained-from-scratch baseline of class-incremental CIFAR-100; see `reset_network`), and the network probed on the task's first `probe.size`
 training images (dead units, ranks, weight magnitude); every epoch draws a fresh permutation of the training set
 per seed, sets each parameter group's learning rate to its initial value times the schedule's factor at that
 epoch of the task (`schedule: {epochs: [0, 60, ...], factors: [1, 0.2, ...]}`), and trains with augmentation
@@ -22,6 +24,7 @@ Checkpoints (plasticity.engine.checkpoint): a step is a training batch, a task a
 from __future__ import annotations
 
 import bisect
+import inspect
 import math
 import sys
 
@@ -39,7 +42,7 @@ from plasticity.methods import build_learner
 from plasticity.models import build_model
 from plasticity.seeding import generators
 
-HEAD_RESETS = ("zero",)
+HEAD_RESETS = ("zero", "init")
 EVALUATION_CHUNK = 1000     # examples per seed per evaluation forward (bounds the activations' memory)
 
 
@@ -79,6 +82,10 @@ def _check(spec: dict, benchmark) -> None:
         raise ConfigError(f"the tasks protocol trains classifiers: loss {spec['loss']!r}; valid: cross_entropy")
     if spec.get("reset_head") not in (None, *HEAD_RESETS):
         raise ConfigError(f"reset_head {spec['reset_head']!r}; valid: {', '.join(HEAD_RESETS)} or null")
+    if spec.get("reset_network") not in (None, False, True):
+        raise ConfigError(f"reset_network {spec['reset_network']!r}; valid: true or false")
+    if spec.get("reset_network") and spec.get("reset_head"):
+        raise ConfigError("reset_network replaces the head too: give reset_head or reset_network, not both")
     schedule = spec.get("schedule")
     if schedule and (len(schedule["epochs"]) != len(schedule["factors"]) or schedule["epochs"][0] != 0):
         raise ConfigError(f"schedule {schedule}: epochs and factors need the same length, epochs starting at 0")
@@ -108,12 +115,35 @@ def evaluate(model: torch.nn.Module, split: Split, mask: torch.Tensor | None) ->
     return correct / split.inputs.shape[1]
 
 
+def _check_model(spec: dict, model: torch.nn.Module) -> None:
+    if spec.get("reset_head") == "init" and not hasattr(model, "reset_head"):
+        raise ConfigError(f"reset_head: init needs an architecture with its own head init (the vision networks, "
+                          f"linear); {spec['model']} has none")
+    if spec.get("reset_network") and "gens" not in inspect.signature(model.reset_parameters).parameters:
+        raise ConfigError(f"reset_network needs an architecture that re-initialises from given generators (the "
+                          f"vision networks, linear); {spec['model']} does not")
+
+
 @torch.no_grad()
-def reset_head(model: torch.nn.Module, how: str) -> None:
-    """`zero`: the output layer's weights and bias set to 0."""
+def reset_head(model: torch.nn.Module, how: str, gens: list[torch.Generator]) -> None:
+    """`zero`: the output layer's weights and bias set to 0; `init`: redrawn from the architecture's own init
+    (a Kaiming-normal fc for LOP's ResNet-18), from `gens`, fresh per task."""
+    if how == "init":
+        model.reset_head(gens)
+        return
     model.head.weight.zero_()
     if model.head.bias.requires_grad:
         model.head.bias.zero_()
+
+
+@torch.no_grad()
+def reset_network(model: torch.nn.Module, optimizer: torch.optim.Optimizer, gens: list[torch.Generator]) -> None:
+    """A network trained from scratch from here on: every layer redrawn from the architecture's init (from `gens`,
+    fresh per task), BatchNorm's running statistics reset and the optimizer's state (momentum) cleared. LOP's
+    retrained network keeps BN's running statistics and the momentum buffers of the previous network (quirk, not
+    copied: a network trained from scratch has neither). A method's own state (S&P's noise stream) continues."""
+    model.reset_parameters(gens)
+    optimizer.state.clear()
 
 
 @torch.no_grad()
@@ -144,6 +174,7 @@ def train_tasks(spec: dict, mnist_path: str | None = None, progress: bool = True
     _check(spec, benchmark)
     input_shape, outputs = benchmark_shapes(spec["benchmark"], spec["benchmark_args"])
     model = build_model(spec["model"], input_shape, outputs, seeds, "tasks").to(device)
+    _check_model(spec, model)
     learner = build_learner(spec["method"], model, seeds, spec["hparams"])
     initial_lrs = [group["lr"] for group in learner.optimizer.param_groups]
     evaluation = spec.get("evaluation") or {}
@@ -184,7 +215,9 @@ def train_tasks(spec: dict, mnist_path: str | None = None, progress: bool = True
                 checkpoints.at_step(step, step * batch_size, state.state_dict)
             if within == 0:
                 if task_index > 0 and spec.get("reset_head"):
-                    reset_head(model, spec["reset_head"])
+                    reset_head(model, spec["reset_head"], generators(seeds, f"head_reset:{task_index}"))
+                if task_index > 0 and spec.get("reset_network"):
+                    reset_network(model, learner.optimizer, generators(seeds, f"init:task{task_index}"))
                 run.best_validation.fill_(-math.inf)
                 run.best_test.fill_(-math.inf)
                 run.best_state = None

@@ -252,8 +252,11 @@ class ContinualBackprop:
 
 @register("cbp")
 def build(model, seeds, lr: float, replacement_rate: float, maturity_threshold: int, decay_rate: float = 0.99,
-          util_type: str = "adaptable_contribution", accumulate: bool = False, optimizer: str = "sgd") -> Learner:
-    """Continual backprop with SGD (the papers' settings) or Adam (`optimizer: adam`), on any architecture."""
+          util_type: str = "adaptable_contribution", accumulate: bool = False, optimizer: str = "sgd",
+          momentum: float = 0.0, weight_decay: float = 0.0) -> Learner:
+    """Continual backprop with SGD (the papers' settings; momentum and weight decay as the vision experiments) or
+    Adam (`optimizer: adam`), on any architecture. SGD's momentum buffers of replaced units are kept, as in the
+    reference."""
     if any(getattr(activation, "expansion", 1) != 1 for activation in getattr(model, "activations", [])):
         raise ConfigError(f"cbp needs one feature per hidden unit; activation "
                           f"{getattr(model, 'activation_name', '?')!r} passes on more (CReLU): use an activation "
@@ -261,7 +264,10 @@ def build(model, seeds, lr: float, replacement_rate: float, maturity_threshold: 
     params = model.parameters()
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"cbp: unknown optimizer {optimizer!r}; valid: ['sgd', 'adam']")
-    opt = torch.optim.SGD(params, lr=lr) if optimizer == "sgd" else ResettableAdam(params, lr=lr)
+    if optimizer == "adam" and (momentum or weight_decay):
+        raise ConfigError("cbp: momentum and weight_decay are SGD's (optimizer: sgd)")
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay) if optimizer == "sgd" \
+        else ResettableAdam(params, lr=lr)
     magnitudes = None       # a model without its own |W| bookkeeping: CBP computes them from the weights
     if hasattr(model, "track_unit_magnitudes"):
         model.track_unit_magnitudes()

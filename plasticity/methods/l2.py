@@ -6,6 +6,7 @@ from plasticity.methods.optimizers import make_optimizer
 
 
 @register("l2")
-def build(model, seeds, lr: float, weight_decay: float, optimizer: str = "sgd") -> Learner:
+def build(model, seeds, lr: float, weight_decay: float, optimizer: str = "sgd",
+          momentum: float = 0.0) -> Learner:
     """L2 regularisation toward zero (SGD or Adam with weight decay)."""
-    return Learner(make_optimizer(model.parameters(), optimizer, lr, weight_decay))
+    return Learner(make_optimizer(model.parameters(), optimizer, lr, weight_decay, momentum=momentum))

@@ -36,8 +36,10 @@ class Perturbation:
 
 
 @register("shrink_perturb")
-def build(model, seeds, lr: float, weight_decay: float, noise_std: float, optimizer: str = "sgd") -> Learner:
+def build(model, seeds, lr: float, weight_decay: float, noise_std: float, optimizer: str = "sgd",
+          momentum: float = 0.0) -> Learner:
     """Shrink and Perturb: weight decay and Gaussian noise on every parameter after each step."""
     perturbation = Perturbation(list(model.parameters()), noise_std, generators(seeds, "perturb"))
-    return Learner(make_optimizer(model.parameters(), optimizer, lr, weight_decay, decoupled=True),
+    return Learner(make_optimizer(model.parameters(), optimizer, lr, weight_decay, decoupled=True,
+                                  momentum=momentum),
                    after_step=perturbation, state=perturbation)

@@ -49,12 +49,13 @@ class ConvNet(SeedVisionNet):
         self.reset_parameters()
 
     @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """PyTorch's default init of every layer, from each seed's "init" stream (the gain head: N(0, head_std²))."""
-        gens = generators(self.seeds, "init")
+    def reset_parameters(self, gens: list[torch.Generator] | None = None) -> None:
+        """PyTorch's default init of every layer, from `gens` (default: each seed's "init" stream; the tasks
+        protocol's `reset_network` passes fresh ones), the gain head N(0, head_std²)."""
+        gens = gens or generators(self.seeds, "init")
         for layer in [*self.convs, *self.fcs]:
             init_default_(layer, gens)
-        self.reset_head(gens, init_default_)
+        self.reset_head(gens)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (S, B, C, H, W) -> logits (S, B, out)."""

@@ -95,14 +95,18 @@ class SeedResNet(SeedVisionNet):
         return [module for module in self.modules() if isinstance(module, SeedBatchNorm2d)]
 
     @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """The architecture's init, from each seed's "init" stream, layer by layer; BatchNorms to the identity."""
-        gens = generators(self.seeds, "init")
+    def reset_parameters(self, gens: list[torch.Generator] | None = None) -> None:
+        """The architecture's init, layer by layer, from `gens` (default: each seed's "init" stream; the tasks
+        protocol's `reset_network` passes fresh ones); BatchNorms to the identity, running statistics included."""
+        gens = gens or generators(self.seeds, "init")
         for conv in [self.conv1] + [conv for block in self.blocks for conv in block.convs()]:
             self._init_layer(conv, "relu", gens)
         for norm in self._norms():
             norm.reset_parameters()
-        self.reset_head(gens, lambda head, head_gens: self._init_layer(head, "linear", head_gens))
+        self.reset_head(gens)
+
+    def plain_head_init(self, head: nn.Module, gens: list[torch.Generator]) -> None:
+        self._init_layer(head, "linear", gens)
 
     def _init_layer(self, layer: nn.Module, nonlinearity: str, gens: list[torch.Generator]) -> None:
         if self.kaiming:

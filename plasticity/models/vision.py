@@ -6,15 +6,13 @@ tells a gain-modulated network from another (`hasattr(model, "gains")`).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 
 from plasticity.activations import build_activation
 from plasticity.config import ConfigError
 from plasticity.models.gain_mlp import GainLinear
-from plasticity.models.layers import SeedLinear, init_normal_
+from plasticity.models.layers import SeedLinear, init_default_, init_normal_
 from plasticity.seeding import generators
 
 
@@ -56,12 +54,18 @@ class SeedVisionNet(nn.Module):
         head_type = GainLinear if isinstance(self, GainHead) else SeedLinear
         return head_type(in_features, out_features, self.num_seeds)
 
-    def reset_head(self, gens: list[torch.Generator], plain_init: Callable[[nn.Module, list], None]) -> None:
-        """A gain head's weights N(0, head_std²) (its bias stays zero and frozen); a plain head's by `plain_init`."""
+    def plain_head_init(self, head: nn.Module, gens: list[torch.Generator]) -> None:
+        """The architecture's init of a plain head: PyTorch's default unless a subclass says otherwise."""
+        init_default_(head, gens)
+
+    def reset_head(self, gens: list[torch.Generator]) -> None:
+        """The head as the architecture initialises it, from `gens`: a gain head's weights N(0, head_std²) (its
+        bias stays zero and frozen), a plain head's by `plain_head_init`. Also the tasks protocol's
+        `reset_head: init` (LOP's head resetting on class-incremental CIFAR-100)."""
         if isinstance(self, GainHead):
             init_normal_(self.head, self.head_std, gens)
         else:
-            plain_init(self.head, gens)
+            self.plain_head_init(self.head, gens)
 
 
 class GainHead:
