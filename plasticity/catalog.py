@@ -143,8 +143,8 @@ def run_sources(run: dict) -> list[str]:
 
 def answer(request: dict) -> dict:
     """The workflow's request {"runs": {key: run}} answered: the registries, the figures, each run's sources and
-    multiply-accumulates per example, and the first error of any run as {"run": key, "message": ...} (or null)."""
-    error, sources, macs = None, {}, {}
+    multiply-accumulates per example, the training-set size of each task of a tasks-protocol run, and the first error of any run as {"run": key, "message": ...} (or null)."""
+    error, sources, macs, task_examples = None, {}, {}, {}
     for key, run in request["runs"].items():
         try:
             macs[key] = check_run(run)
@@ -152,7 +152,10 @@ def answer(request: dict) -> dict:
             error = {"run": key, "message": str(problem)}
             break
         sources[key] = run_sources(run)
-    return {**registries(), "figures": figures(), "sources": sources, "macs": macs, "error": error}
+        if run["protocol"] == "tasks":
+            task_examples[key] = BENCHMARKS[run["benchmark"]].planned_train_examples(**run["benchmark_args"])
+    return {**registries(), "figures": figures(), "sources": sources, "macs": macs, "task_examples": task_examples,
+            "error": error}
 
 
 if __name__ == "__main__":

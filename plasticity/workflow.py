@@ -26,7 +26,10 @@ CLAIMS_FILE = "config/claims.yaml"
 SCHEMAS = "workflow/schemas"
 CATALOG_CACHE = ".snakemake/plasticity-catalog"
 # The materialised data set each benchmark's `dataset` names (the data rules' outputs).
-DATA_FILES = {"mnist": "resources/mnist.npz"}
+DATA_FILES = {"mnist": "resources/mnist.npz", "imagenet32": "resources/imagenet32.npz",
+              "cifar100": "resources/cifar100.npz"}
+# Host memory a job needs for its data set (MB): the arrays as read and as tensors.
+DATA_MB = {"mnist": 400, "imagenet32": 5000, "cifar100": 600}
 # CPU jobs estimated at most this long (minutes requested) are grouped; longer ones are submitted on their own.
 GROUPED_MAX_MINUTES = 60
 
@@ -204,9 +207,13 @@ class Workflow:
         args = self.experiments[experiment]["benchmark_args"]
         return args.get("num_tasks") or len(args.get("angles") or [0])
 
-    def _steps(self, experiment: str) -> int:
-        """Optimizer steps of one job: online, examples / batch size; joint, contexts x iterations per context."""
+    def _steps(self, experiment: str, run: str) -> int:
+        """Optimizer steps of one job: online, examples / batch size; joint, contexts x iterations per context;
+        tasks, epochs per task x the batches of each task's training set."""
         spec = self.experiments[experiment]
+        if self.protocol_of(experiment) == "tasks":
+            return spec["epochs_per_task"] * sum(math.ceil(examples / spec["batch_size"])
+                                                 for examples in self.catalog["task_examples"][f"{experiment}/{run}"])
         if self.protocol_of(experiment) != "joint":
             return spec["examples"] // spec["batch_size"]
         return spec["iterations_per_context"] * self._contexts(experiment)
@@ -221,7 +228,7 @@ class Workflow:
     def _cost(self, experiment: str, run: str, block: str) -> int:
         """Multiply-accumulates of one job: weights x (3 x examples trained + examples evaluated) x seeds."""
         spec = self.experiments[experiment]
-        steps = self._steps(experiment)
+        steps = self._steps(experiment, run)
         examples = 3 * steps * spec["batch_size"] + steps * self._evaluated_examples(experiment)
         return self._weights(experiment, run) * examples * len(self.job(experiment, run, block))
 
@@ -248,14 +255,14 @@ class Workflow:
         spec = self.experiments[experiment]
         cpu_flops_per_s = 5e10 if self.protocol_of(experiment) == "joint" else 1e10 if spec["batch_size"] > 1 else 1e9
         step_s, flops_per_s = (1.5e-3, 2e11) if self.gpus(experiment) else (6e-4, cpu_flops_per_s)
-        seconds = self._steps(experiment) * step_s + self._cost(experiment, run, block) / flops_per_s
+        seconds = self._steps(experiment, run) * step_s + self._cost(experiment, run, block) / flops_per_s
         return min(max(10, math.ceil(2 * seconds / 60)), self.compute(experiment).get("max_runtime", math.inf))
 
     def mem_mb(self, experiment: str, run: str, block: str) -> int:
         """Weights, gradients and two optimizer buffers (float32) of every seed, plus MNIST, the joint protocol's
         evaluation sets and activations, and the interpreter."""
         seeds = len(self.job(experiment, run, block))
-        data_mb = 400 if self.dataset_of(experiment) == "mnist" else 0
+        data_mb = DATA_MB.get(self.dataset_of(experiment), 0)
         evaluation_mb = 3 * 4 * 784 * self._evaluated_examples(experiment) * seeds / 1e6
         return 1500 + data_mb + math.ceil(4 * 4 * self._weights(experiment, run) * seeds / 1e6 + evaluation_mb)
 

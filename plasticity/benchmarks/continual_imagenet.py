@@ -95,3 +95,7 @@ class ContinualImagenet(TaskBenchmark):
 
     def train_examples(self, task: int) -> int:
         return CLASSES_PER_TASK * self.train_per_class
+
+    @classmethod
+    def planned_train_examples(cls, num_tasks: int = 5000, train_per_class: int = 600, **args) -> list[int]:
+        return [CLASSES_PER_TASK * train_per_class] * num_tasks

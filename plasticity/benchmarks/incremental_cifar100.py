@@ -24,6 +24,7 @@ from plasticity.data._standin import load_dataset      # STAND-IN: plasticity.da
 from plasticity.seeding import generator
 
 MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+TRAINING_IMAGES_PER_CLASS = 500     # CIFAR-100's, for the workflow's estimate of a job's steps
 PAD, MAX_DEGREES = 4, 15.0
 
 
@@ -123,6 +124,12 @@ class IncrementalCifar100(TaskBenchmark):
 
     def train_examples(self, task: int) -> int:
         return self.seen(task) * self.train_images.shape[1]
+
+    @classmethod
+    def planned_train_examples(cls, num_tasks: int = 20, classes_per_task: int = 5, initial_classes: int = 5,
+                               validation_per_class: int = 50, **args) -> list[int]:
+        per_class = TRAINING_IMAGES_PER_CLASS - validation_per_class
+        return [(initial_classes + t * classes_per_task) * per_class for t in range(num_tasks)]
 
     def augment(self, inputs: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
         return _augment(inputs, gens)

@@ -73,3 +73,8 @@ class SyntheticTasks(TaskBenchmark):
 
     def train_examples(self, task: int) -> int:
         return len(self._classes(task)) * self.per_class["train"]
+
+    @classmethod
+    def planned_train_examples(cls, num_tasks: int = 3, classes_per_task: int = 2, train_per_class: int = 20,
+                               incremental: bool = False, **args) -> list[int]:
+        return [(t + 1 if incremental else 1) * classes_per_task * train_per_class for t in range(num_tasks)]

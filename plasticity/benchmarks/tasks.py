@@ -51,6 +51,13 @@ class TaskBenchmark:
         """The size of a task's training set, known without building it (the protocol plans its steps)."""
         raise NotImplementedError
 
+    @classmethod
+    def planned_train_examples(cls, **args) -> list[int]:
+        """Each task's training-set size from the benchmark's arguments alone, before any data is read: the
+        workflow's estimate of a job's steps (exact where the sizes are arguments, the data's usual size
+        otherwise)."""
+        raise NotImplementedError
+
     def augment(self, inputs: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
         """Training-time augmentation of a batch (S, B, ...), from the seeds' own generators: none by default."""
         return inputs

@@ -65,7 +65,9 @@ def mnist_source_flag():
 
 
 def train_mnist_flag(wildcards, input):
-    return f"--mnist {input.mnist}" if "mnist" in input.keys() else ""
+    """`--mnist PATH`: the job's materialised data set, whichever it is (the benchmarks read it as `mnist_path`)."""
+    datasets = [name for name in input.keys() if name in DATA_FILES]
+    return f"--mnist {input[datasets[0]]}" if datasets else ""
 
 
 def train_checkpoint_flags(wildcards, output):
