@@ -23,7 +23,7 @@ from plasticity.config import RUN_FIELDS, expand_runs, load_protocol
 PROTOCOL_PATH = Path(__file__).resolve().parents[1] / "config" / "experiments.yaml"
 STAT_COLUMNS = ("mean", "sem", "n", "n_diverged", "seeds", "std")
 METHOD_LABELS = {"bp": "BP", "adam": "Adam", "l2": "L2", "shrink_perturb": "Shrink & Perturb", "cbp": "CBP",
-                 "linear": "linear"}
+                 "linear": "linear", "head_reset": "head resetting", "retrained": "retrained network"}
 METHOD_COLORS = dict(zip(METHOD_LABELS, sns.color_palette("colorblind", len(METHOD_LABELS))))
 # Colours for runs no figure knows (a user's own method): none of them is a known method's colour.
 FALLBACK_PALETTE = list(dict.fromkeys(sns.color_palette("tab20") + sns.color_palette("Dark2")
@@ -155,14 +155,11 @@ def _experiment_notes(name: str, aggregate: pd.DataFrame, paper: dict) -> tuple[
     runs = with_settings(aggregate)
     ours = [flat_settings(json.loads(text)) for text in aggregate["hparams"].unique()]
     theirs = [flat_settings({field: run[field] for field in RUN_FIELDS}) for run in expand_runs(paper).values()]
-    seeds, examples = int(runs["seeds"].max()), int(runs["x"].max())
-    length = f"{examples:,} examples per run (paper {paper['examples']:,})"
-    per_task, paper_per_task = (_setting_values(ours, "benchmark_args.examples_per_task"),
-                                _setting_values(theirs, "benchmark_args.examples_per_task"))
-    if len(per_task) == 1 and len(paper_per_task) == 1:
-        length += f", {examples / min(per_task):g} tasks (paper {paper['examples'] / min(paper_per_task):g})"
+    seeds = int(runs["seeds"].max())
+    length, shorter = _tasks_length(runs, paper) if paper.get("protocol") == "tasks" else _length(runs, paper, ours,
+                                                                                                   theirs)
     notes = [f"{seeds} seeds (paper {paper['seeds']})", length]
-    deviates = seeds < paper["seeds"] or examples < paper["examples"]
+    deviates = seeds < paper["seeds"] or shorter
     for column in sorted(set().union(*ours)):
         if _setting_values(ours, column) != _setting_values(theirs, column):
             notes.append(f"{column.split('.', 1)[1]} {_values(_setting_values(ours, column))} instead of "
@@ -173,6 +170,27 @@ def _experiment_notes(name: str, aggregate: pd.DataFrame, paper: dict) -> tuple[
     notes += [f"{round(row['mean'] * row['n'])} of {row['seeds']} seeds of {run} diverged"
               for run, row in final.set_index("run").iterrows() if row["mean"] > 0]
     return f"{name}: " + "; ".join(notes) + ".", deviates
+
+
+def _length(runs: pd.DataFrame, paper: dict, ours: list[dict], theirs: list[dict]) -> tuple[str, bool]:
+    """Examples (and tasks) per run beside the paper's; whether ours are fewer."""
+    examples = int(runs["x"].max())
+    length = f"{examples:,} examples per run (paper {paper['examples']:,})"
+    per_task, paper_per_task = (_setting_values(ours, "benchmark_args.examples_per_task"),
+                                _setting_values(theirs, "benchmark_args.examples_per_task"))
+    if len(per_task) == 1 and len(paper_per_task) == 1:
+        length += f", {examples / min(per_task):g} tasks (paper {paper['examples'] / min(paper_per_task):g})"
+    return length, examples < paper["examples"]
+
+
+def _tasks_length(runs: pd.DataFrame, paper: dict) -> tuple[str, bool]:
+    """Tasks and epochs per task (tasks protocol) beside the paper's; whether ours are fewer."""
+    ends = runs.loc[runs["metric"] == "task_accuracy", "x"]
+    tasks = ends.nunique()
+    epochs = int(ends.max()) // max(tasks, 1)
+    paper_tasks, paper_epochs = paper["benchmark_args"]["num_tasks"], paper["epochs_per_task"]
+    return (f"{tasks:,} tasks of {epochs:,} epochs (paper {paper_tasks:,} of {paper_epochs:,})",
+            tasks < paper_tasks or epochs < paper_epochs)
 
 
 def caption(aggregates: dict[str, pd.DataFrame], scale: str, description: str,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from plasticity.analysis.task_metrics import with_task_metrics
 from plasticity.io import write_atomically
 
 def mean_and_sem(df: pd.DataFrame, by: str | Sequence[str], value: str = "value") -> pd.DataFrame:
@@ -58,6 +59,7 @@ def aggregate(tidy: pd.DataFrame) -> pd.DataFrame:
 
 
 def aggregate_files(inputs: list[str], out: str) -> None:
-    """Read the per-job parquet files, aggregate across seeds, and write one parquet atomically."""
-    stats = aggregate(read_parquets(inputs))
+    """Read the per-job parquet files, add the tasks protocol's derived per-seed measures, aggregate across seeds,
+    and write one parquet atomically."""
+    stats = aggregate(with_task_metrics(read_parquets(inputs)))
     write_atomically(out, lambda path: stats.to_parquet(path, index=False))
