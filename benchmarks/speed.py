@@ -11,6 +11,7 @@ both, their ratio and the case's target.
     python benchmarks/speed.py --list                       # the cases
     python benchmarks/speed.py                              # all of them (~5 minutes on a 2-core CPU)
     python benchmarks/speed.py --case lop_convnet --case resnet18 --device cuda
+    python benchmarks/speed.py --case continual_imagenet --case incremental_cifar100   # + GPU-hours of Figs. 1-2
 
 The conv cases time the two loops in alternating rounds (after warm-up steps) and keep each one's fastest round,
 so that load from other work on a shared machine slows both alike; on CUDA the clock is read after a synchronize.
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from plasticity.config import deep_merge, job_spec, load_protocol
+from plasticity.data._torchvision import import_torchvision
 from plasticity.data.mnist import materialise_mnist
 from plasticity.engine.common import autograd_step
 from plasticity.engine.job import train
@@ -256,16 +258,17 @@ LOP_CONVNET = ConvSetting("lop_convnet", 2, 100, dict(lr=0.01, momentum=0.9), Pl
 RESNET18 = ConvSetting("resnet18", 100, 90, dict(lr=0.1, momentum=0.9, weight_decay=5e-4), PlainResNet18)
 
 
-def engine_step(setting: ConvSetting, seeds: int, device: torch.device) -> Callable[[], None]:
+def engine_step(setting: ConvSetting, seeds: int, device: torch.device,
+                augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Callable[[], None]:
     """One training step of the engine on `seeds` seeds: the seed-batched model, SGD over its parameters,
-    `autograd_step` on a fixed random batch (S, B, C, H, W) on the device."""
+    `autograd_step` on a fixed random batch (S, B, C, H, W) on the device (through `augment` first, if given)."""
     torch.manual_seed(0)
     model = build_model({"arch": setting.arch}, setting.input_shape, setting.classes, list(range(seeds)),
                         "tasks").to(device)
     optimizer = torch.optim.SGD(model.parameters(), **setting.optimizer)
     inputs = torch.rand(seeds, setting.batch, *setting.input_shape, device=device)
     targets = torch.randint(0, setting.classes, (seeds, setting.batch), device=device)
-    return lambda: autograd_step(model, optimizer, inputs, targets, "cross_entropy")
+    return lambda: autograd_step(model, optimizer, augment(inputs) if augment else inputs, targets, "cross_entropy")
 
 
 def plain_step(setting: ConvSetting, device: torch.device) -> Callable[[], None]:
@@ -341,6 +344,87 @@ def resnet18(session: Session) -> None:
             conv_case(session, RESNET18, seeds, Schedule(warmup=5, ours=10, plain=10 * seeds, rounds=3), None)
     else:
         conv_case(session, RESNET18, 1, Schedule(warmup=1, ours=1, plain=1, rounds=2), None)
+
+
+# --- the vision figures: ours against a reference-style loop, and what a figure costs at paper scale ----------------
+
+# Seed-steps of each figure at the paper's protocol (config/experiments.yaml): Fig. 1, 3 step sizes x 2,000 tasks and
+# 4 methods x 5,000 tasks of 3,000 steps, 30 seeds (the linear baseline left out: its cost is negligible); Fig. 2,
+# 5 runs x 15 seeds x 200 epochs of ceil(2,250 t / 90) batches for tasks t = 1..20.
+FIG1_SEED_STEPS = (3 * 2000 + 4 * 5000) * 3000 * 30
+FIG2_SEED_STEPS = 5 * 15 * 200 * sum(-(-2250 * t // 90) for t in range(1, 21))
+
+
+def project(session: Session, figure: str, seed_steps: int, ours: float, plain: float) -> None:
+    session.notes.append(f"{figure} at paper scale ({seed_steps:,} seed-steps, training only): "
+                         f"{seed_steps / ours / 3600:,.0f} {session.device.type.upper()}-hours ours, "
+                         f"{seed_steps / plain / 3600:,.0f} with the reference-style loop")
+
+
+def cifar_plain_step(device: torch.device) -> Callable[[], None]:
+    """The reference's loop for one seed: a DataLoader over uint8 images with torchvision transforms (normalise,
+    h-flip, random crop with reflect padding, rotation 0-15 degrees) in the main process, then the plain step."""
+    transforms = import_torchvision().transforms
+    from plasticity.benchmarks.incremental_cifar100 import MEAN, STD
+    augment = transforms.Compose([transforms.ConvertImageDtype(torch.float), transforms.Normalize(MEAN, STD),
+                                  transforms.RandomHorizontalFlip(), transforms.RandomCrop(32, 4, padding_mode="reflect"),
+                                  transforms.RandomRotation((0, 15))])
+    images = torch.randint(0, 256, (900, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(0, RESNET18.classes, (900,))
+    dataset = [(augment, images[i], labels[i]) for i in range(len(images))]
+    loader = torch.utils.data.DataLoader(dataset, batch_size=RESNET18.batch, shuffle=True,
+                                         collate_fn=lambda rows: (torch.stack([t(x) for t, x, _ in rows]),
+                                                                  torch.stack([y for _, _, y in rows])))
+    torch.manual_seed(0)
+    net = PlainResNet18(RESNET18.classes).to(device)
+    optimizer = torch.optim.SGD(net.parameters(), **RESNET18.optimizer)
+    batches = iter(())
+
+    def step() -> None:
+        nonlocal batches
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(loader)
+            batch = next(batches)
+        inputs, targets = (part.to(device, non_blocking=True) for part in batch)
+        loss = F.cross_entropy(net(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def cifar_engine_step(device: torch.device) -> Callable[[], None]:
+    """Ours for one seed: the data resident on the device, the batch augmented there (flip, crop, rotation from the
+    seed's generator), the engine's step on the seed-batched ResNet-18."""
+    from plasticity.benchmarks.incremental_cifar100 import _augment
+    gens = [torch.Generator().manual_seed(0)]
+    return engine_step(RESNET18, 1, device, augment=lambda inputs: _augment(inputs, gens))
+
+
+@case("continual_imagenet", "Fig. 1's training step: the engine on 30 seeds of lop_convnet vs one plain nn.Module "
+                            "(SGD momentum 0.9, batch 100), and the figure's GPU-hours at paper scale")
+def continual_imagenet(session: Session) -> None:
+    torch.set_flush_denormal(True)
+    rounds = Schedule(warmup=10, ours=30, plain=100, rounds=3) if session.cuda else \
+        Schedule(warmup=1, ours=1, plain=5, rounds=2)
+    (mine, _), (theirs, _) = race(session, engine_step(LOP_CONVNET, 30, session.device),
+                                  plain_step(LOP_CONVNET, session.device), rounds)
+    session.add(Row(f"continual_imagenet, 30 seeds, {session.device.type}", 30 * mine, theirs, None))
+    project(session, "Fig. 1", FIG1_SEED_STEPS, 30 * mine, theirs)
+
+
+@case("incremental_cifar100", "Fig. 2's training step: one seed of resnet18 with batched device augmentation vs a "
+                              "DataLoader with torchvision transforms and a plain nn.Module, and the figure's "
+                              "GPU-hours at paper scale")
+def incremental_cifar100(session: Session) -> None:
+    torch.set_flush_denormal(True)
+    rounds = Schedule(warmup=5, ours=10, plain=10, rounds=3) if session.cuda else \
+        Schedule(warmup=1, ours=1, plain=1, rounds=1)
+    (mine, _), (theirs, _) = race(session, cifar_engine_step(session.device), cifar_plain_step(session.device),
+                                  rounds)
+    session.add(Row(f"incremental_cifar100, 1 seed, {session.device.type}", mine, theirs, None))
+    project(session, "Fig. 2", FIG2_SEED_STEPS, mine, theirs)
 
 
 # --- GPU against CPU ------------------------------------------------------------------------------------------------
