@@ -114,9 +114,9 @@ def test_records_every_metric_at_its_epoch(monkeypatch):
     original_reset = tasks.reset_head
     heads_at_reset = []
 
-    def reset_head(model, how):
+    def reset_head(model, how, gens):
         heads_at_reset.append(model.head.weight.detach().clone())
-        original_reset(model, how)
+        original_reset(model, how, gens)
         assert not model.head.weight.any() and not model.head.bias.any()
 
     monkeypatch.setattr(tasks, "reset_head", reset_head)
