@@ -247,6 +247,12 @@ def test_binned_and_relative_accuracy_by_hand():
     assert (with_task_metrics(frame).x_unit == "tasks").sum() == len(binned_task_accuracy(frame)) + len(relative)
 
 
+def test_joint_protocol_task_accuracy_gets_no_derived_rows():
+    """The joint protocol's `task_accuracy` (x in iterations) is another measure: nothing is derived from it."""
+    joint = tidy("sgd", {0: [0.5, 0.7]}).assign(x_unit="iterations")
+    pd.testing.assert_frame_equal(with_task_metrics(joint), joint)
+
+
 def test_figures_draw_from_tiny_runs(imagenet_file, cifar_file, tmp_path):
     """Figs. 1 and 2 from the aggregates of tiny runs of every run of their experiments."""
     from figures import draw_figure

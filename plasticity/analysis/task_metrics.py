@@ -15,12 +15,19 @@ import pandas as pd
 
 TASKS_PER_BIN = 50          # the paper's bins (Fig. 1)
 RETRAINED_GROUP = "retrained"
+TASKS_X_UNIT = "epochs"
 RUN_COLUMNS = ["paper", "experiment", "run", "method", "hparams"]
+
+
+def _is_tasks_accuracy(tidy: pd.DataFrame) -> pd.Series:
+    """The tasks protocol's `task_accuracy` rows (x in epochs); the joint protocol's rows of that name (x in
+    iterations) are another measure."""
+    return (tidy["metric"] == "task_accuracy") & (tidy["x_unit"] == TASKS_X_UNIT)
 
 
 def _by_task(tidy: pd.DataFrame) -> pd.DataFrame:
     """The `task_accuracy` rows with `task`, the task number (1, 2, ...) within their run."""
-    rows = tidy[tidy["metric"] == "task_accuracy"].copy()
+    rows = tidy[_is_tasks_accuracy(tidy)].copy()
     rows["task"] = rows.groupby(["experiment", "run"])["x"].rank(method="dense").astype(int)
     return rows
 
@@ -52,6 +59,6 @@ def relative_accuracy(tidy: pd.DataFrame) -> pd.DataFrame:
 
 def with_task_metrics(tidy: pd.DataFrame) -> pd.DataFrame:
     """The tidy results with the derived rows added (nothing added where there is no `task_accuracy`)."""
-    if not (tidy["metric"] == "task_accuracy").any():
+    if not _is_tasks_accuracy(tidy).any():
         return tidy
     return pd.concat([tidy, binned_task_accuracy(tidy), relative_accuracy(tidy)], ignore_index=True)
