@@ -66,7 +66,8 @@ def synthetic_joint_experiment(experiment: str, seeds: int = 3, every: int = 1, 
         for transition in range(1, tasks):
             frames.append(rows(experiment, run, "stability_gap", rng.uniform(0, 0.5, (seeds, 1)), [total],
                                transition))
-        for metric in ("avg_sg", "avg_acc_task1", "final_avg_acc", "min_acc", "wc_acc"):
+        for metric in ("avg_sg", "avg_acc_task1", "final_avg_acc", "min_acc", "wc_acc", "min_acc_ref",
+                       "wc_acc_ref"):
             frames.append(rows(experiment, run, metric, rng.uniform(0, 1, (seeds, 1)), [total]))
     return pd.concat(frames, ignore_index=True)
 

@@ -191,6 +191,18 @@ def test_sampler_and_evaluator_state_round_trip(mnist_file):
     assert torch.equal(restored.inputs, evaluator.inputs) and restored.sizes == [50, 50]
 
 
+def test_permuted_mnist_permutations_shared_by_default_or_per_seed(mnist_file):
+    def maps(seeds, **args):
+        return [task.pixel_map for task in build_benchmark("permuted_mnist_joint", args, seeds, "cpu",
+                                                          mnist_file).tasks]
+    shared, alone = maps([0, 1]), maps([5])
+    assert all(torch.equal(m[0], m[1]) and torch.equal(m[0], a[0]) for m, a in zip(shared, alone))
+    per_seed = maps([0, 1], permutations="per_seed")
+    assert torch.equal(per_seed[0][0], per_seed[0][1]) and not torch.equal(per_seed[1][0], per_seed[1][1])
+    with pytest.raises(ConfigError, match="permutations 'each'; valid: shared, per_seed"):
+        maps([0], permutations="each")
+
+
 def test_evaluation_subsets_and_whole_test_sets(mnist_file):
     bench = build_benchmark("split_mnist", {}, [0, 1], "cpu", mnist_file)
     subset = bench.test_examples(0, 1000)
@@ -254,7 +266,6 @@ def test_stability_gap_per_transition_and_average():
 def test_min_acc_wc_acc_and_both_average_accuracies():
     # min-ACC: task 1 after n = 2: min(0.5, 0.9, 0.6, 0.8) = 0.5; task 2 after n = 4: min(0.4, 0.6) = 0.4
     assert sg.min_accuracy(CURVES, 2) == pytest.approx(0.45)
-    # (the reference's off-by-one would average the context minima 0.1 (init) and 0.5 of task 1: 0.3)
     assert sg.worst_case_accuracy(CURVES, 2) == pytest.approx(0.9 / 3 + 2 / 3 * 0.45)
     assert sg.average_task1_accuracy(TASK1, 2) == pytest.approx((1.0 + 0.9 + 0.8) / 3)
     assert sg.final_average_accuracy(CURVES) == pytest.approx((0.8 + 0.6 + 0.9) / 3)
@@ -262,6 +273,16 @@ def test_min_acc_wc_acc_and_both_average_accuracies():
     assert summary["avg_sg"].shape == (2,) and summary["stability_gap"].shape == (2, 2)
     with pytest.raises(ValueError, match="not a whole number of contexts"):
         sg.min_accuracy(CURVES, 4)
+
+
+def test_reference_style_min_acc_and_wc_acc_on_a_hand_made_curve():
+    # the authors' table code: task-1 minima within contexts 1..T−1, n = 1..2 and 3..4: min(0.8, 1.0) = 0.8 and
+    # min(0.5, 0.9) = 0.5 (n = 0, before training, is not an evaluation after an iteration; context 3 is left out)
+    assert sg.reference_min_accuracy(TASK1, 2) == pytest.approx(0.65)
+    assert sg.reference_worst_case_accuracy(TASK1, 2) == pytest.approx(0.8 / 3 + 2 / 3 * 0.65)
+    summary = sg.summary(np.stack([CURVES, CURVES]), 2)
+    np.testing.assert_allclose(summary["min_acc_ref"], [0.65, 0.65])
+    assert np.isnan(sg.reference_min_accuracy([0.0, 0.5, 0.9], 2))     # one context: no earlier context
 
 
 def test_a_dip_to_zero_is_a_gap_of_one():

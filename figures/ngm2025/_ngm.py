@@ -20,6 +20,7 @@ COLORS = {"ngm_sgd": "darkorange", "msgd": "royalblue", "adam": "forestgreen", "
           "cbp": "crimson", "bp": "black", "l2": "olive", "shrink_perturb": "teal"}
 PAPER_GROUPS = ["ngm_sgd", "msgd", "adam", "sgd"]   # the runs the paper's Figs. 3-4 show (its gain: NGM-SGD's)
 PAPER_RUNS_NOTE = "NGM-SGD, MSGD, Adam and SGD as in the paper (gain: NGM-SGD's); the other runs are in its companion."
+PERMUTATION_NOTES = {"shared": "shared by every seed (as the authors ran it)", "per_seed": "drawn per seed"}
 EXTRA_RUNS_NOTE = ("The experiment's runs the paper's figure does not show (a run the project does not know is "
                    "labelled by its run id), and NGM-SGD for reference.")
 
@@ -147,6 +148,9 @@ def experiment_notes(name: str, aggregate: pd.DataFrame, protocol: dict) -> tupl
              f"evaluation on {', '.join(map(str, samples))} test samples per task"]
     deviates = seeds < paper["seeds"] or per_context < paper["iterations_per_context"]
     ours = [_hashable(_style.flat_settings(json.loads(text))) for text in aggregate["hparams"].unique()]
+    permutations = _style._values(_style._setting_values(ours, "benchmark_args.permutations"))
+    if permutations:
+        notes.append(f"permutations {PERMUTATION_NOTES.get(permutations, permutations)}")
     theirs = [_hashable(_style.flat_settings({field: run[field] for field in RUN_FIELDS}))
               for run in expand_runs(paper).values()]
     for column in sorted(set().union(*ours)):
