@@ -318,7 +318,9 @@ def test_claims_file_runs_on_the_real_config(tmp_path):
     claims = yaml.safe_load(open("config/claims.yaml"))
     assert list(table["claim_id"]) == [claim["id"] for claim in claims]
     not_run = set(table.loc[table["verdict"] == NOT_RUN, "claim_id"])
-    assert not_run == {"pmnist_narrow_network_falls_below_88"}  # task 130 is beyond the quick scale's 50 tasks
+    unselected = {claim["id"] for claim in claims if claim["experiment"] not in QUICK}   # the vision scale's
+    # task 130 is beyond the quick scale's 50 tasks
+    assert not_run == {"pmnist_narrow_network_falls_below_88"} | unselected
 
 
 def test_compare_final_pairs_runs_that_share_seeds(tmp_path):

@@ -5,12 +5,10 @@ short window, then T₁ again (the authors' toy schedule). Three learners: slow 
 descent), fast + slow weights (w_fast decays back to 0, w_slow does not; y = w_fast + w_slow), and gain-modulated
 weights (W_eff = g·w, w updated by gradient descent on w, so ∂L/∂w = g·∂L/∂W_eff, and g ← γg + (1 − γ)g₀ +
 η·|w·e·x| with e = T − y: a burst of gain when the error jumps, as in the authors' toy code). The gain-modulated
-learner starts on target, w = g = 1, as in the authors' toy script (the other two start at 0 and have converged
-long before the switch). A: its effective weight split into a slow part g₀·w and a fast part (g − g₀)·w
-(W_eff = w_slow + w_fast, the paper's two-timescale reading), beside the fast + slow learner's two weights.
-B, left: the outputs. B, right: the loss over the effective weight at the time of peak gain, with the curvature
-λ = x² of the plain model and the flattened λ/g² seen by the gain-modulated learner in the coordinates it steps;
-dots: each learner's state then, arrows: the length of its next step.
+learner starts on target, w = g = 1, as in the authors' toy script (the others start at 0, converged long before
+the switch). A: its W_eff as slow part g₀·w plus fast part (g − g₀)·w, beside the fast + slow learner's weights.
+B, left: the outputs. B, right: the loss over W_eff at the peak gain, curvature λ = x² (plain) and λ/g² (gain-
+modulated, in the coordinates it steps); dots: each learner's state then, arrows: its next step.
 
 A deterministic simulation (no data, no seeds): its constants are the authors' toy settings.
 """
@@ -124,8 +122,7 @@ def draw_decomposition(ax, sim: dict[str, np.ndarray], t: np.ndarray, peak: int)
 def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
     sim = simulate()
     peak = int(np.argmax(sim["g"][:BACK]))
-    return (f"{__doc__.split(chr(10) + chr(10))[1]} Constants: x = {X}; target {TARGETS[0]:g}, {TARGETS[1]:g} in "
-            f"steps {SWITCH}-{BACK - 1}, then {TARGETS[0]:g} again; slow learning rate {SLOW_LR}, fast {FAST_LR} "
-            f"with decay {FAST_DECAY}; gain learner's rate {GAIN_LR}, g₀ = {G0}, γ = {GAMMA}, η = {ETA}. Peak gain "
-            f"after the switch {sim['g'][peak]:.2f} at step {peak}. Scale: {scale} (the toy is the same at every "
-            "scale).")
+    return (f"{__doc__.split(chr(10) + chr(10))[1]} x = {X}; target {TARGETS[0]:g}, {TARGETS[1]:g} in steps "
+            f"{SWITCH}-{BACK - 1}, then {TARGETS[0]:g}; rates: slow {SLOW_LR}, fast {FAST_LR} (decay {FAST_DECAY}), "
+            f"gain learner {GAIN_LR}, g₀ = {G0}, γ = {GAMMA}, η = {ETA}. Peak gain {sim['g'][peak]:.2f} at step "
+            f"{peak}. Scale: {scale} (the same at every scale).")

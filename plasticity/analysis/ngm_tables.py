@@ -21,7 +21,9 @@ from plasticity.analysis.reproduction import load_claims
 
 METHOD_LABELS = {"ngm_sgd": "NGM-SGD", "g0_sgd": "G0-SGD", "sgd": "SGD", "msgd": "MSGD", "adam": "Adam",
                  "bp": "BP", "cbp": "CBP", "l2": "L2", "shrink_perturb": "Shrink & Perturb"}
-BENCHMARK_LABELS = {"split_mnist": "Split MNIST", "rotated_mnist": "Rotated MNIST", "permuted_mnist": "Permuted MNIST"}
+BENCHMARK_LABELS = {"split_mnist": "Split MNIST", "rotated_mnist": "Rotated MNIST", "permuted_mnist": "Permuted MNIST",
+                    "split_cifar10": "Split CIFAR-10", "domain_cifar100": "Domain CIFAR-100",
+                    "split_mini_imagenet": "Split mini-ImageNet"}
 # (metric, column title, factor): accuracies are stored as fractions and shown in percent, as in the paper
 # min-ACC and WC-ACC twice: as De Lange et al. define them, and as the authors' table code computes them (the
 # definition behind the paper's printed numbers; plasticity.stability_gap.reference_min_accuracy).
