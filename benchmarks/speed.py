@@ -21,19 +21,26 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
+from plasticity.benchmarks import build_benchmark
+from plasticity.benchmarks.split_cifar10 import SplitCifar10
 from plasticity.config import deep_merge, job_spec, load_protocol
 from plasticity.data._torchvision import import_torchvision
+from plasticity.engine.evaluation import ContinualEvaluator
 from plasticity.data.mnist import materialise_mnist
 from plasticity.engine.common import autograd_step
 from plasticity.engine.job import train
+from plasticity.methods import build_learner
 from plasticity.methods.cbp import ContinualBackprop
 from plasticity.models import build_model
 from plasticity.models.mlp import loss_and_output_grad
@@ -209,16 +216,17 @@ class PlainLopConvNet(nn.Module):
 
 
 class PlainBasicBlock(nn.Module):
-    """torchvision's BasicBlock with a bias on every conv: two 3×3 conv–BN stages and the shortcut (a 1×1 conv–BN
-    where the shape changes), ReLU after the first stage and after the sum."""
+    """torchvision's BasicBlock with a bias on every conv (or none, `bias` False): two 3×3 conv–BN stages and the
+    shortcut (a 1×1 conv–BN where the shape changes), ReLU after the first stage and after the sum."""
 
-    def __init__(self, in_channels: int, channels: int, stride: int):
+    def __init__(self, in_channels: int, channels: int, stride: int, bias: bool = True):
         super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(in_channels, channels, 3, stride, 1), nn.BatchNorm2d(channels)
-        self.conv2, self.bn2 = nn.Conv2d(channels, channels, 3, 1, 1), nn.BatchNorm2d(channels)
+        self.conv1, self.bn1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=bias), nn.BatchNorm2d(channels)
+        self.conv2, self.bn2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=bias), nn.BatchNorm2d(channels)
         self.shortcut = nn.Identity()
         if stride != 1 or in_channels != channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride), nn.BatchNorm2d(channels))
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride, bias=bias),
+                                          nn.BatchNorm2d(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inner = F.relu(self.bn1(self.conv1(x)))
@@ -242,6 +250,25 @@ class PlainResNet18(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+
+
+class PlainSlimResNet18(nn.Module):
+    """De Lange et al.'s slim ResNet-18 (nf 20) in plain torch.nn: bias-free convs, stages of 20/40/80/160 channels,
+    4×4 average pooling, a 10-way linear head."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 20, 3, 1, 1, bias=False), nn.BatchNorm2d(20), nn.ReLU())
+        blocks, in_channels = [], 20
+        for stage, channels in enumerate((20, 40, 80, 160)):
+            blocks += [PlainBasicBlock(in_channels, channels, 2 if stage else 1, bias=False),
+                       PlainBasicBlock(channels, channels, 1, bias=False)]
+            in_channels = channels
+        self.blocks = nn.Sequential(*blocks)
+        self.out = nn.Linear(160, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(F.avg_pool2d(self.blocks(self.stem(x)), 4).flatten(1))
 
 
 @dataclass
@@ -425,6 +452,110 @@ def incremental_cifar100(session: Session) -> None:
                                   rounds)
     session.add(Row(f"incremental_cifar100, 1 seed, {session.device.type}", mine, theirs, None))
     project(session, "Fig. 2", FIG2_SEED_STEPS, mine, theirs)
+
+
+# --- the stability-gap paper's vision arm: training plus evaluation after every iteration ----------------------------
+
+# Split CIFAR-10 under joint training, shrunk to run in seconds on a CPU: 32x32 images, batch 256 (the paper's) on
+# a GPU, 32 on the CPU; a 1,000-sample evaluation subset of two tasks (as in context 2) on a GPU, 64 per task on the
+# CPU. Random images stand in for CIFAR (speed does not depend on the pixels).
+PROTOCOL_CIFAR_MEAN, PROTOCOL_CIFAR_STD = SplitCifar10.MEAN, SplitCifar10.STD
+JOINT_CIFAR = {"cuda": dict(batch=256, samples=1000, iterations=20), "cpu": dict(batch=32, samples=64, iterations=3)}
+
+
+def joint_cifar_data(path: str, samples: int) -> str:
+    """A synthetic cifar10.npz with enough images of classes 0-3 for the case."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(4 * samples) % 4
+    images = rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8)
+    np.savez(path, x_train=images, y_train=labels, x_test=images, y_test=labels)
+    return path
+
+
+def joint_engine_iteration(data: str, device: torch.device, batch: int, samples: int) -> Callable[[], None]:
+    """One iteration of the engine's arm (NGM-SGD, 1 seed): an augmented batch from the joint sampler, the step,
+    and the evaluation of both tasks' fixed subsets in eval mode, as plasticity.engine.joint runs them."""
+    spec = PROTOCOL["ngm_split_cifar10"]
+    bench = build_benchmark("split_cifar10", spec["benchmark_args"], [0], device, data)
+    model = build_model(spec["model"], (3, 32, 32), 10, [0], "joint").to(device)
+    learner = build_learner("ngm_sgd", model, [0], spec["runs"]["ngm_sgd"]["hparams"])
+    evaluator = ContinualEvaluator(bench, samples)
+    for task in (0, 1):
+        evaluator.add_task(task)
+    bench.start_context(1)
+
+    def iteration() -> None:
+        model.train()
+        inputs, targets = bench.next_batch(batch)
+        autograd_step(model, learner.optimizer, inputs, targets, "cross_entropy")
+        model.eval()
+        evaluator.evaluate(model)
+    return iteration
+
+
+def joint_plain_iteration(data: str, device: torch.device, batch: int, samples: int) -> Callable[[], None]:
+    """One iteration of a reference-style loop: a torchvision-transformed `DataLoader` batch, the step of a plain
+    nn.Module, then an evaluation loop over each task's test-subset DataLoader."""
+    arrays = np.load(data)
+    mean = torch.tensor(PROTOCOL_CIFAR_MEAN).view(3, 1, 1)
+    std = torch.tensor(PROTOCOL_CIFAR_STD).view(3, 1, 1)
+
+    def crop_and_flip(image: torch.Tensor) -> torch.Tensor:
+        """torchvision's RandomCrop(32, padding=4) and RandomHorizontalFlip() on one image, as the reference's
+        transforms apply them per example (torchvision itself is not needed to time them)."""
+        top, left = torch.randint(0, 9, (2,)).tolist()
+        image = F.pad(image, (4, 4, 4, 4))[:, top:top + 32, left:left + 32]
+        return image.flip(-1) if torch.rand(()) < 0.5 else image
+
+    class Images(Dataset):
+        """The reference's per-example pipeline: uint8 HWC -> float CHW in [0, 1], augmented or not, normalised."""
+
+        def __init__(self, augmented: bool):
+            self.x, self.y, self.augmented = arrays["x_train"], arrays["y_train"], augmented
+
+        def __len__(self):
+            return len(self.y)
+
+        def __getitem__(self, i):
+            image = torch.from_numpy(self.x[i]).permute(2, 0, 1).float().div(255)
+            return ((crop_and_flip(image) if self.augmented else image) - mean) / std, int(self.y[i])
+    train, test = Images(True), Images(False)
+    loader = DataLoader(train, batch_size=batch, sampler=RandomSampler(train, replacement=True, num_samples=10**9))
+    tests = [DataLoader(Subset(test, np.flatnonzero(arrays["y_test"] // 2 == task)[:samples]), batch_size=500)
+             for task in (0, 1)]
+    net = PlainSlimResNet18().to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    batches = iter(loader)
+
+    def iteration() -> None:
+        net.train()
+        x, y = next(batches)
+        loss = F.cross_entropy(net(x.to(device)), y.to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            for test_loader in tests:
+                for x, y in test_loader:
+                    (net(x.to(device)).argmax(1) == y.to(device)).float().mean().item()
+    return iteration
+
+
+@case("split_cifar10_joint", "The stability-gap paper's Split CIFAR-10 arm (slim ResNet-18, NGM-SGD): training "
+                             "plus evaluation after every iteration, engine vs a reference-style DataLoader loop "
+                             "(iterations per second, measured, no target)")
+def split_cifar10_joint(session: Session) -> None:
+    torch.set_flush_denormal(True)
+    sizes = JOINT_CIFAR[session.device.type]
+    with tempfile.TemporaryDirectory() as folder:
+        data = joint_cifar_data(f"{folder}/cifar10.npz", sizes["samples"])
+        steps = [joint_engine_iteration(data, session.device, sizes["batch"], sizes["samples"]),
+                 joint_plain_iteration(data, session.device, sizes["batch"], sizes["samples"])]
+        (mine, _), (theirs, _) = race(session, *steps, Schedule(warmup=1, ours=sizes["iterations"],
+                                                                plain=sizes["iterations"], rounds=2))
+    session.add(Row(f"split_cifar10 joint, batch {sizes['batch']}, eval 2x{sizes['samples']}, "
+                    f"{session.device.type}", mine, theirs, None))
 
 
 # --- GPU against CPU ------------------------------------------------------------------------------------------------

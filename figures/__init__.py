@@ -8,7 +8,8 @@ package: adding a figure is adding a file. Files starting with `_` are a paper's
 is every paper's).
 
 Each figure module defines EXPERIMENTS (the aggregates it needs; none for a simulation, which then names the
-experiments of its paper it is shown with in PAPER_EXPERIMENTS), TITLE, draw(aggregates, scale) -> Figure and
+experiments of its paper it is shown with in PAPER_EXPERIMENTS; OPTIONAL_EXPERIMENTS: further ones it draws where
+the scale selects them, e.g. the vision columns of the stability-gap paper's Figs. 3-4), TITLE, draw(aggregates, scale) -> Figure and
 caption(aggregates, scale) -> str. The caption is printed under the panels, so the PDF and PNG say what is drawn,
 at which scale and seeds, and how that differs from the paper; the claims' verdicts are in the reproduction table.
 A figure that compares the runs of its experiments sets EVERY_RUN = True: it draws every run, also one it has no
@@ -66,7 +67,8 @@ def draw_figure(name: str, inputs: list[str], out_pdf: str, out_png: str, scale:
     missing = sorted(set(module.EXPERIMENTS) - set(aggregates))
     if missing:
         raise ValueError(f"figure {name!r} needs experiment(s) {missing}; the inputs hold {sorted(aggregates)}")
-    needed = {experiment: aggregates[experiment] for experiment in module.EXPERIMENTS}
+    needed = {experiment: aggregates[experiment] for experiment in module.EXPERIMENTS + [
+        name for name in getattr(module, "OPTIONAL_EXPERIMENTS", []) if name in aggregates]}
     with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
         fig = module.draw(needed, scale)
         add_caption(fig, module.caption(needed, scale))

@@ -92,10 +92,12 @@ def registries() -> dict[str, dict[str, dict]]:
 
 
 def figures() -> dict[str, dict]:
-    """{figure: {title, experiments, paper_experiments}} of the figure registry (figures.FIGURES)."""
+    """{figure: {title, experiments, optional_experiments, paper_experiments}} of the figure registry
+    (figures.FIGURES)."""
     from figures import FIGURES
     return {name: {"description": getattr(module, "TITLE", describe(module)),
                    "experiments": list(module.EXPERIMENTS),
+                   "optional_experiments": list(getattr(module, "OPTIONAL_EXPERIMENTS", [])),
                    "paper_experiments": list(getattr(module, "PAPER_EXPERIMENTS", []))}
             for name, module in sorted(FIGURES.items())}
 

@@ -26,10 +26,10 @@ CLAIMS_FILE = "config/claims.yaml"
 SCHEMAS = "workflow/schemas"
 CATALOG_CACHE = ".snakemake/plasticity-catalog"
 # The materialised data set each benchmark's `dataset` names (the data rules' outputs).
-DATA_FILES = {"mnist": "resources/mnist.npz", "imagenet32": "resources/imagenet32.npz",
-              "cifar100": "resources/cifar100.npz"}
-# Host memory a job needs for its data set (MB): the arrays as read and as tensors.
-DATA_MB = {"mnist": 400, "imagenet32": 5000, "cifar100": 600}
+DATA_FILES = {"mnist": "resources/mnist.npz", "cifar10": "resources/cifar10.npz", "cifar100": "resources/cifar100.npz",
+              "imagenet32": "resources/imagenet32.npz", "mini_imagenet": "resources/mini_imagenet.npz"}
+# Host memory a job needs for its data set (loaded, then converted and copied to the device), MB.
+DATA_MB = {"mnist": 400, "cifar10": 800, "cifar100": 800, "imagenet32": 5000, "mini_imagenet": 4000}
 # CPU jobs estimated at most this long (minutes requested) are grouped; longer ones are submitted on their own.
 GROUPED_MAX_MINUTES = 60
 
@@ -289,6 +289,12 @@ class Workflow:
         stability-gap paper's Fig. 2), those of its paper it is shown with."""
         info = self.figures[figure]
         return info["experiments"] or info["paper_experiments"]
+
+    def drawn_experiments(self, figure: str) -> list[str]:
+        """The experiments whose aggregates a figure is drawn from at this scale: those it needs and those of its
+        optional ones (further columns) that the scale selects."""
+        info = self.figure(figure)
+        return info["experiments"] + [name for name in info.get("optional_experiments", []) if name in self.experiments]
 
     def selected_figures(self) -> list[str]:
         """Figures whose experiments the scale all selects."""

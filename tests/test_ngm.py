@@ -1,17 +1,27 @@
 """The stability-gap paper's pieces: gain dynamics, the NGM-SGD step, the joint sampler, continual evaluation,
 the metrics on hand-made curves, seed-block invariance and state round trips of the joint protocol."""
 import copy
+import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+
+import plasticity.engine.checkpoint
 
 from plasticity import stability_gap as sg
 from plasticity.benchmarks import build_benchmark
 from plasticity.benchmarks.contexts import BLACK, rotation_map
+from plasticity.benchmarks.image_contexts import PAD, ImageContextBenchmark, augment
+from plasticity.engine.checkpoint import Checkpoints
 from plasticity.engine.evaluation import ContinualEvaluator
 from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol
+from plasticity.models import build_model
 from plasticity.models.gain_mlp import GainMLP
 from plasticity.models.kernels import FillShiftedInputs
 from plasticity.methods import build_learner
@@ -191,6 +201,18 @@ def test_sampler_and_evaluator_state_round_trip(mnist_file):
     assert torch.equal(restored.inputs, evaluator.inputs) and restored.sizes == [50, 50]
 
 
+def test_permuted_mnist_permutations_shared_by_default_or_per_seed(mnist_file):
+    def maps(seeds, **args):
+        return [task.pixel_map for task in build_benchmark("permuted_mnist_joint", args, seeds, "cpu",
+                                                          mnist_file).tasks]
+    shared, alone = maps([0, 1]), maps([5])
+    assert all(torch.equal(m[0], m[1]) and torch.equal(m[0], a[0]) for m, a in zip(shared, alone))
+    per_seed = maps([0, 1], permutations="per_seed")
+    assert torch.equal(per_seed[0][0], per_seed[0][1]) and not torch.equal(per_seed[1][0], per_seed[1][1])
+    with pytest.raises(ConfigError, match="permutations 'each'; valid: shared, per_seed"):
+        maps([0], permutations="each")
+
+
 def test_evaluation_subsets_and_whole_test_sets(mnist_file):
     bench = build_benchmark("split_mnist", {}, [0, 1], "cpu", mnist_file)
     subset = bench.test_examples(0, 1000)
@@ -254,7 +276,6 @@ def test_stability_gap_per_transition_and_average():
 def test_min_acc_wc_acc_and_both_average_accuracies():
     # min-ACC: task 1 after n = 2: min(0.5, 0.9, 0.6, 0.8) = 0.5; task 2 after n = 4: min(0.4, 0.6) = 0.4
     assert sg.min_accuracy(CURVES, 2) == pytest.approx(0.45)
-    # (the reference's off-by-one would average the context minima 0.1 (init) and 0.5 of task 1: 0.3)
     assert sg.worst_case_accuracy(CURVES, 2) == pytest.approx(0.9 / 3 + 2 / 3 * 0.45)
     assert sg.average_task1_accuracy(TASK1, 2) == pytest.approx((1.0 + 0.9 + 0.8) / 3)
     assert sg.final_average_accuracy(CURVES) == pytest.approx((0.8 + 0.6 + 0.9) / 3)
@@ -262,6 +283,16 @@ def test_min_acc_wc_acc_and_both_average_accuracies():
     assert summary["avg_sg"].shape == (2,) and summary["stability_gap"].shape == (2, 2)
     with pytest.raises(ValueError, match="not a whole number of contexts"):
         sg.min_accuracy(CURVES, 4)
+
+
+def test_reference_style_min_acc_and_wc_acc_on_a_hand_made_curve():
+    # the authors' table code: task-1 minima within contexts 1..T−1, n = 1..2 and 3..4: min(0.8, 1.0) = 0.8 and
+    # min(0.5, 0.9) = 0.5 (n = 0, before training, is not an evaluation after an iteration; context 3 is left out)
+    assert sg.reference_min_accuracy(TASK1, 2) == pytest.approx(0.65)
+    assert sg.reference_worst_case_accuracy(TASK1, 2) == pytest.approx(0.8 / 3 + 2 / 3 * 0.65)
+    summary = sg.summary(np.stack([CURVES, CURVES]), 2)
+    np.testing.assert_allclose(summary["min_acc_ref"], [0.65, 0.65])
+    assert np.isnan(sg.reference_min_accuracy([0.0, 0.5, 0.9], 2))     # one context: no earlier context
 
 
 def test_a_dip_to_zero_is_a_gap_of_one():
@@ -316,8 +347,8 @@ def test_joint_bad_input_is_a_clear_error(mnist_file):
     with pytest.raises(ConfigError, match="evaluation tasks 'sometimes'; valid: seen, ended"):
         train(job_spec("ngm_split_mnist", exp, "sgd", [0], "cpu"), mnist_file, progress=False)
     exp = small_joint("ngm_split_mnist", benchmark="bit_flipping", benchmark_args={})
-    with pytest.raises(ConfigError, match="'bit_flipping' is not a joint-training benchmark; valid: "
-                                          "permuted_mnist_joint, rotated_mnist, split_mnist"):
+    with pytest.raises(ConfigError, match="'bit_flipping' is not a joint-training benchmark; valid: domain_cifar100, "
+                                          "permuted_mnist_joint, rotated_mnist, split_cifar10, split_mini_imagenet"):
         train(job_spec("ngm_split_mnist", exp, "sgd", [0], "cpu"), mnist_file, progress=False)
 
 
@@ -342,3 +373,141 @@ def test_rotation_map_matches_pil_rotate_as_the_reference_uses_it(mnist_file):
         for image in images:
             theirs = np.asarray(image_module.fromarray(image).rotate(angle, resample=image_module.NEAREST))
             assert (np.append(image.flatten(), 0)[index].reshape(28, 28) == theirs).all()
+
+
+# --- the vision benchmarks, on tiny synthetic data -----------------------------------------------------------
+
+def image_npz(path, classes: int, train_per_class: int, test_per_class: int | None, size: int = 32,
+              coarse=None) -> str:
+    """A tiny data set in the materialised layout: x_* uint8 (N, size, size, 3), labels in class order; without
+    test_per_class, all images in x_train (mini-ImageNet's contiguous blocks per class)."""
+    rng = np.random.default_rng(0)
+
+    def split(per_class):
+        labels = np.repeat(np.arange(classes), per_class)
+        return rng.integers(0, 256, (len(labels), size, size, 3), dtype=np.uint8), labels
+    arrays = dict(zip(("x_train", "y_train"), split(train_per_class)))
+    if test_per_class:
+        arrays.update(zip(("x_test", "y_test"), split(test_per_class)))
+    if coarse is not None:
+        arrays.update({f"y_{s}_coarse": coarse[arrays[f"y_{s}"]] for s in ("train", "test")})
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def cifar10_file(tmp_path_factory):
+    return image_npz(tmp_path_factory.mktemp("cifar10") / "cifar10.npz", 10, 6, 4)
+
+
+def test_domain_cifar100_learns_superclasses_one_fine_class_of_each_per_domain(tmp_path):
+    coarse = np.random.default_rng(1).permutation(np.arange(100) % 20)     # 5 fine classes per superclass
+    bench = build_benchmark("domain_cifar100", {}, [0], "cpu",
+                            image_npz(tmp_path / "c100.npz", 100, 2, 1, coarse=coarse))
+    assert bench.shapes() == ((3, 32, 32), 20) and bench.num_contexts == 5
+    members = [sorted(np.flatnonzero(coarse == superclass)) for superclass in range(20)]
+    for t, task in enumerate(bench.tasks):
+        fine = bench.classes["train"][task.train_indices]
+        assert sorted(fine.unique().tolist()) == sorted(classes[t] for classes in members)
+        labels = bench.labels["test"][task.test_indices]
+        assert sorted(labels.tolist()) == list(range(20)), "each domain: one fine class of every superclass"
+    with pytest.raises(ConfigError, match="num_domains 6 must be between 1 and the 5 fine classes"):
+        build_benchmark("domain_cifar100", {"num_domains": 6}, [0], "cpu", str(tmp_path / "c100.npz"))
+
+
+def test_split_mini_imagenet_cuts_class_blocks_and_tasks_of_ten(tmp_path):
+    bench = build_benchmark("split_mini_imagenet", {"num_tasks": 2}, [0], "cpu",
+                            image_npz(tmp_path / "mini.npz", 20, 6, None, size=84))   # 6 images per class, one block
+    assert bench.shapes(num_tasks=2) == ((3, 84, 84), 20) and not bench.augment
+    assert len(bench.labels["train"]) == 100 and len(bench.labels["test"]) == 20        # first 5 / last 1 of 6
+    raw = np.load(tmp_path / "mini.npz")["x_train"]
+    assert torch.equal(bench.images["test"][0], torch.from_numpy(raw[5]).permute(2, 0, 1))
+    assert [sorted(bench.labels["train"][t.train_indices].unique().tolist()) for t in bench.tasks] == \
+        [list(range(10)), list(range(10, 20))]
+    with pytest.raises(ConfigError, match="num_tasks 3 x classes_per_task 10 must be between 1 and the 20"):
+        build_benchmark("split_mini_imagenet", {"num_tasks": 3}, [0], "cpu", str(tmp_path / "mini.npz"))
+
+
+def test_split_cifar10_batches_augmented_from_seen_classes_and_fixed_evaluation_subsets(cifar10_file):
+    bench = build_benchmark("split_cifar10", {}, [0, 1], "cpu", cifar10_file)
+    bench.start_context(1)
+    inputs, targets = bench.next_batch(16)
+    assert inputs.shape == (2, 16, 3, 32, 32) and set(targets.unique().tolist()) <= {0, 1, 2, 3}
+    # the crop-and-flip is a window of the zero-padded image, flipped or not
+    images = bench.images["train"][:4].expand(1, 4, 3, 32, 32)
+    gen = torch.Generator().manual_seed(3)
+    out = augment(images, [gen])
+    draws = torch.randint(0, 2 * PAD + 1, (4, 3), generator=torch.Generator().manual_seed(3))
+    padded = torch.nn.functional.pad(images[0], (PAD,) * 4)
+    for i, (top, left, flip) in enumerate(draws.tolist()):
+        window = padded[i, :, top:top + 32, left:left + 32]
+        assert torch.equal(out[0, i], window.flip(-1) if flip % 2 else window)
+    subset = bench.test_examples(0, 5)
+    alone = build_benchmark("split_cifar10", {}, [1], "cpu", cifar10_file).test_examples(0, 5)
+    assert torch.equal(alone[0], subset[1]) and not torch.equal(subset[0], subset[1])
+
+
+def test_slim_resnet_gain_on_the_head_only_and_ngm_optimiser_groups():
+    model = build_model({"arch": "slim_resnet18", "gain_head": True}, (3, 32, 32), 10, [0], "joint")
+    assert [gain.shape for gain in model.gains()] == [(1, 10)] and model.gains()[0] is model.head.gain
+    assert not model.head.bias.requires_grad
+    reference = copy.deepcopy(model)
+    learner = build_learner("ngm_sgd", model, [0], {"lr": 0.1, "eta": 0.0, "backbone_momentum": 0.9})
+    head, backbone = learner.optimizer.param_groups
+    assert head["momentum"] == 0 and head["params"] == [model.head.weight]
+    assert backbone["momentum"] == 0.9 and len(backbone["params"]) == len(list(model.parameters())) - 2
+    assert all(p is not model.head.bias for group in (head, backbone) for p in group["params"])
+    plain = [torch.optim.SGD([reference.head.weight], lr=0.1),
+             torch.optim.SGD([p for n, p in reference.named_parameters() if not n.startswith("head.")], lr=0.1,
+                             momentum=0.9)]
+    x, y = torch.randn(1, 4, 3, 32, 32), torch.tensor([[0, 1, 2, 3]])
+    for _ in range(2):                           # eta 0: the gain stays 1, so torch's SGD is the reference
+        for net, optimizers in ((model, [learner.optimizer]), (reference, plain)):
+            for optimizer in optimizers:
+                optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(net(x)[0], y[0]).backward()
+            for optimizer in optimizers:
+                optimizer.step()
+    for (name, mine), theirs in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(mine, theirs, msg=name)
+    assert (model.head.bias == 0).all()
+
+
+def vision_spec(**overrides) -> dict:
+    experiment = deep_merge(PROTOCOL["ngm_split_cifar10"], deep_merge({
+        "benchmark_args": {"num_tasks": 2}, "iterations_per_context": 3, "batch_size": 4,
+        "evaluation": {"samples_per_task": 4}}, overrides))
+    return job_spec("ngm_split_cifar10", experiment, "ngm_sgd", [0, 1], "cpu")
+
+
+def test_vision_job_resumes_after_a_kill_mid_context_with_identical_results(cifar10_file, tmp_path, monkeypatch):
+    spec = vision_spec()
+    uninterrupted = train(spec, cifar10_file, progress=False)
+    monkeypatch.setattr(plasticity.engine.checkpoint, "CHECK_EVERY_STEPS", 1)
+    original, calls = ImageContextBenchmark.next_batch, iter(range(1, 100))
+
+    def killed_in_iteration_5(self, batch_size):     # the second of context 2's three iterations
+        if next(calls) == 5:
+            raise KeyboardInterrupt
+        return original(self, batch_size)
+    monkeypatch.setattr(ImageContextBenchmark, "next_batch", killed_in_iteration_5)
+    checkpoint = tmp_path / "job.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, cifar10_file, progress=False, checkpoints=Checkpoints(checkpoint, minutes=0))
+    monkeypatch.setattr(ImageContextBenchmark, "next_batch", original)
+    assert torch.load(checkpoint, weights_only=True)["step"] == 4
+    resumed = train(spec, cifar10_file, progress=False, checkpoints=Checkpoints(checkpoint, minutes=0))
+    pd.testing.assert_frame_equal(resumed, uninterrupted, check_exact=True)
+
+
+def test_plasticity_train_runs_a_vision_job_on_a_synthetic_npz(cifar10_file, tmp_path):
+    out = tmp_path / "job.parquet"
+    subprocess.run([sys.executable, "-m", "plasticity.cli", "train", "--spec", json.dumps(vision_spec()), "--out",
+                    str(out), "--mnist", cifar10_file], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    frame = pd.read_parquet(out)
+    gains = frame[frame["metric"] == "gain"]
+    assert set(gains["layer"]) == {1} and gains["value"].max() > 1, "one gain layer, the head's, driven by NGM"
+    task2 = frame[(frame["metric"] == "task_accuracy") & (frame["layer"] == 2)]
+    assert task2["x"].min() == 6, "task 2 evaluated from the end of its context (tasks: ended)"
+    assert set(frame.loc[frame["metric"] == "eval_samples", "value"]) == {4.0}
+    assert {"min_acc_ref", "wc_acc_ref", "avg_sg"} <= set(frame["metric"])

@@ -46,7 +46,8 @@ def test_agreement_without_a_gpu_says_so_and_succeeds(speed, capsys):
 
 
 @pytest.mark.parametrize("arch, plain, classes", [("lop_convnet", "PlainLopConvNet", 2),
-                                                  ("resnet18", "PlainResNet18", 100)])
+                                                  ("resnet18", "PlainResNet18", 100),
+                                                  ("slim_resnet18", "PlainSlimResNet18", 10)])
 def test_plain_networks_have_the_engine_models_parameters(speed, arch, plain, classes):
     model = build_model({"arch": arch}, (3, 32, 32), classes, [0])
     net = getattr(speed, plain)(classes)

@@ -20,6 +20,7 @@ COLORS = {"ngm_sgd": "darkorange", "msgd": "royalblue", "adam": "forestgreen", "
           "cbp": "crimson", "bp": "black", "l2": "olive", "shrink_perturb": "teal"}
 PAPER_GROUPS = ["ngm_sgd", "msgd", "adam", "sgd"]   # the runs the paper's Figs. 3-4 show (its gain: NGM-SGD's)
 PAPER_RUNS_NOTE = "NGM-SGD, MSGD, Adam and SGD as in the paper (gain: NGM-SGD's); the other runs are in its companion."
+PERMUTATION_NOTES = {"shared": "shared by every seed (as the authors ran it)", "per_seed": "drawn per seed"}
 EXTRA_RUNS_NOTE = ("The experiment's runs the paper's figure does not show (a run the project does not know is "
                    "labelled by its run id), and NGM-SGD for reference.")
 
@@ -113,25 +114,33 @@ def _hashable(settings: dict) -> dict:
             for key, value in settings.items()}
 
 
-def column_figure(aggregate: pd.DataFrame, title: str, column_title: str,
-                  zoom: tuple[float, float] | None = None, extra: bool = False) -> Figure:
-    """One column of the paper's Figs. 3-4: task-1 accuracy, task-1 loss and gain over iterations, of the
-    paper's methods (gain: NGM-SGD's), or with `extra` of NGM-SGD and the runs the paper does not show."""
-    fig = Figure(figsize=(7, 8))
-    groups, gain_groups = (extra_groups(aggregate),) * 2 if extra else (PAPER_GROUPS, ["ngm_sgd"])
-    draw_column(fig.subplots(3, 1, sharex=True), aggregate, column_title, groups, gain_groups, zoom=zoom)
+def column_figure(aggregates: dict[str, pd.DataFrame], title: str, columns: dict[str, tuple[str, tuple]],
+                  extra: bool = False) -> Figure:
+    """Columns of the paper's Figs. 3-4, one per experiment of `columns` ({experiment: (column title, zoom)}) that
+    `aggregates` holds: task-1 accuracy, task-1 loss and gain over iterations, of the paper's methods (gain:
+    NGM-SGD's), or with `extra` of NGM-SGD and the runs the paper does not show."""
+    shown = [name for name in columns if name in aggregates]
+    fig = Figure(figsize=(7 * len(shown), 8))
+    axes = fig.subplots(3, len(shown), squeeze=False)
+    for column, name in zip(axes.T, shown):
+        aggregate = aggregates[name]
+        groups, gain_groups = (extra_groups(aggregate),) * 2 if extra else (PAPER_GROUPS, ["ngm_sgd"])
+        column_title, zoom = columns[name]
+        draw_column(column, aggregate, column_title, groups, gain_groups, zoom=zoom)
     fig.suptitle(title)
     return fig
 
 
-def column_functions(experiment: str, title: str, column_title: str, description: str,
-                     zoom: tuple[float, float], extra: bool = False):
-    """(draw, caption) of a figure module of one column of Figs. 3-4, or with `extra` of its companion."""
+def column_functions(columns: dict[str, tuple[str, str, tuple[float, float]]], title: str, extra: bool = False):
+    """(draw, caption) of Fig. 3 or 4 (or with `extra` its companion): one column per experiment of `columns`
+    ({experiment: (column title, description, zoom)}) that the scale ran."""
     def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
-        return column_figure(aggregates[experiment], title, column_title, zoom=zoom, extra=extra)
+        return column_figure(aggregates, title, {name: (column_title, zoom)
+                                                 for name, (column_title, _, zoom) in columns.items()}, extra=extra)
 
     def column_caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
-        return caption(aggregates, scale, f"{description} {EXTRA_RUNS_NOTE if extra else PAPER_RUNS_NOTE}")
+        described = " ".join(description for name, (_, description, _) in columns.items() if name in aggregates)
+        return caption(aggregates, scale, f"{described} {EXTRA_RUNS_NOTE if extra else PAPER_RUNS_NOTE}")
 
     return draw, column_caption
 
@@ -147,6 +156,9 @@ def experiment_notes(name: str, aggregate: pd.DataFrame, protocol: dict) -> tupl
              f"evaluation on {', '.join(map(str, samples))} test samples per task"]
     deviates = seeds < paper["seeds"] or per_context < paper["iterations_per_context"]
     ours = [_hashable(_style.flat_settings(json.loads(text))) for text in aggregate["hparams"].unique()]
+    permutations = _style._values(_style._setting_values(ours, "benchmark_args.permutations"))
+    if permutations:
+        notes.append(f"permutations {PERMUTATION_NOTES.get(permutations, permutations)}")
     theirs = [_hashable(_style.flat_settings({field: run[field] for field in RUN_FIELDS}))
               for run in expand_runs(paper).values()]
     for column in sorted(set().union(*ours)):

@@ -4,10 +4,11 @@ A 1-D linear model y = W_eff·x with constant input x learns a target T(t) under
 short window, then T₁ again (the authors' toy schedule). Three learners: slow weights only (plain gradient
 descent), fast + slow weights (w_fast decays back to 0, w_slow does not; y = w_fast + w_slow), and gain-modulated
 weights (W_eff = g·w, w updated by gradient descent on w, so ∂L/∂w = g·∂L/∂W_eff, and g ← γg + (1 − γ)g₀ +
-η·|w·e·x| with e = T − y: a burst of gain when the error jumps, as in the authors' toy code). Right: the loss over
-the effective weight at the time of peak gain, with the curvature λ = x² of the plain model and the flattened λ/g²
-seen by the gain-modulated learner in the coordinates it steps; dots: each learner's state then, arrows: the length
-of its next step.
+η·|w·e·x| with e = T − y: a burst of gain when the error jumps, as in the authors' toy code). The gain-modulated
+learner starts on target, w = g = 1, as in the authors' toy script (the others start at 0, converged long before
+the switch). A: its W_eff as slow part g₀·w plus fast part (g − g₀)·w, beside the fast + slow learner's weights.
+B, left: the outputs. B, right: the loss over W_eff at the peak gain, curvature λ = x² (plain) and λ/g² (gain-
+modulated, in the coordinates it steps); dots: each learner's state then, arrows: its next step.
 
 A deterministic simulation (no data, no seeds): its constants are the authors' toy settings.
 """
@@ -34,9 +35,9 @@ def simulate(steps: int = STEPS, switch: int = SWITCH, back: int = BACK) -> dict
     t = np.arange(steps)
     target = np.where((t >= switch) & (t < back), TARGETS[1], TARGETS[0])
     w_slow_only = w_fast = w_slow = 0.0
-    w, g = 0.0, G0
+    w, g = TARGETS[0] / (G0 * X), G0     # on target from the start (the authors' toy: w = g = 1)
     out = {key: np.zeros(steps) for key in ("slow", "fast_slow", "gain", "g", "step_slow", "step_fast_slow",
-                                            "step_gain")}
+                                            "step_gain", "w", "w_fast", "w_slow")}
     for t in range(steps):
         # slow weights only
         y = w_slow_only * X
@@ -45,14 +46,14 @@ def simulate(steps: int = STEPS, switch: int = SWITCH, back: int = BACK) -> dict
         # fast + slow weights
         y = (w_fast + w_slow) * X
         error = target[t] - y
-        out["fast_slow"][t] = y
+        out["fast_slow"][t], out["w_fast"][t], out["w_slow"][t] = y, w_fast, w_slow
         new_fast, new_slow = FAST_DECAY * w_fast + FAST_LR * error * X, w_slow + SLOW_LR * error * X
         out["step_fast_slow"][t] = (new_fast + new_slow) - (w_fast + w_slow)
         w_fast, w_slow = new_fast, new_slow
         # gain-modulated: W_eff = g·w; gradient step on w
         y = g * w * X
         error = target[t] - y
-        out["gain"][t], out["g"][t] = y, g
+        out["gain"][t], out["g"][t], out["w"][t] = y, g, w
         new_w = w + GAIN_LR * g * error * X
         new_g = GAMMA * g + (1 - GAMMA) * G0 + ETA * abs(new_w * error * X)
         out["step_gain"][t] = new_g * new_w - g * w
@@ -64,9 +65,10 @@ def simulate(steps: int = STEPS, switch: int = SWITCH, back: int = BACK) -> dict
 def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
     sim = simulate()
     peak = int(np.argmax(sim["g"][:BACK]))     # the burst after the switch to T₂
-    fig = Figure(figsize=(12, 4.2))
-    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1]})
+    fig = Figure(figsize=(17, 4.2))
+    panel_a, left, right = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.3, 1.3, 1]})
     t = np.arange(STEPS)
+    draw_decomposition(panel_a, sim, t, peak)
     left.axvspan(SWITCH, BACK, color="0.92", linewidth=0)
     for key in ("slow", "fast_slow", "gain"):
         left.plot(t, sim[key], color=COLORS[key], label=LABELS[key], linewidth=1.6)
@@ -100,11 +102,27 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
     return fig
 
 
+def draw_decomposition(ax, sim: dict[str, np.ndarray], t: np.ndarray, peak: int) -> None:
+    """Panel A: W_eff = g·w of the gain-modulated learner as g₀·w (slow) + (g − g₀)·w (fast), solid, and the fast +
+    slow learner's w_slow and w_fast, dashed."""
+    ax.axvspan(SWITCH, BACK, color="0.92", linewidth=0)
+    ax.plot(t, sim["g"] * sim["w"], color=COLORS["gain"], linewidth=1.6, label="W_eff = g·w")
+    ax.plot(t, G0 * sim["w"], color="saddlebrown", linewidth=1.2, label="slow part g₀·w")
+    ax.plot(t, (sim["g"] - G0) * sim["w"], color="gold", linewidth=1.2, label="fast part (g − g₀)·w")
+    ax.plot(t, sim["w_slow"], color=COLORS["fast_slow"], linestyle="--", linewidth=1, label="fast + slow: w_slow")
+    ax.plot(t, sim["w_fast"], color="lightskyblue", linestyle="--", linewidth=1, label="fast + slow: w_fast")
+    ax.axvline(peak, color="0.3", linestyle="--", linewidth=1)
+    ax.set_xlim(100, 200)
+    ax.set_xlabel("time step")
+    ax.set_ylabel("weight")
+    ax.set_title("A: fast and slow parts of the effective weight", loc="left", fontsize="medium")
+    ax.legend(fontsize="small", loc="lower left")
+
+
 def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
     sim = simulate()
     peak = int(np.argmax(sim["g"][:BACK]))
-    return (f"{__doc__.split(chr(10) + chr(10))[1]} Constants: x = {X}; target {TARGETS[0]:g}, {TARGETS[1]:g} in "
-            f"steps {SWITCH}-{BACK - 1}, then {TARGETS[0]:g} again; slow learning rate {SLOW_LR}, fast {FAST_LR} "
-            f"with decay {FAST_DECAY}; gain learner's rate {GAIN_LR}, g₀ = {G0}, γ = {GAMMA}, η = {ETA}. Peak gain "
-            f"after the switch {sim['g'][peak]:.2f} at step {peak}. Scale: {scale} (the toy is the same at every "
-            "scale).")
+    return (f"{__doc__.split(chr(10) + chr(10))[1]} x = {X}; target {TARGETS[0]:g}, {TARGETS[1]:g} in steps "
+            f"{SWITCH}-{BACK - 1}, then {TARGETS[0]:g}; rates: slow {SLOW_LR}, fast {FAST_LR} (decay {FAST_DECAY}), "
+            f"gain learner {GAIN_LR}, g₀ = {G0}, γ = {GAMMA}, η = {ETA}. Peak gain {sim['g'][peak]:.2f} at step "
+            f"{peak}. Scale: {scale} (the same at every scale).")

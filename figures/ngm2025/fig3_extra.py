@@ -8,5 +8,4 @@ EXPERIMENTS = fig3.EXPERIMENTS
 TITLE = "Fig. 3 companion (Split MNIST): the runs the paper's figure does not show"
 EVERY_RUN = True   # draws every run of its experiments, a user's own method too (by its run id)
 
-draw, caption = _ngm.column_functions(EXPERIMENTS[0], TITLE, fig3.COLUMN, fig3.DESCRIPTION, fig3.ZOOM,
-                                     extra=True)
+draw, caption = _ngm.column_functions({name: fig3.COLUMNS[name] for name in EXPERIMENTS}, TITLE, extra=True)

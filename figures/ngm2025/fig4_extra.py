@@ -1,5 +1,5 @@
-"""Companion of Fig. 4 (Rotated MNIST): the experiment's runs that the paper's figure does not show (G0-SGD, CBP, a
-user's own method, ...), beside NGM-SGD for reference, with each one's gain."""
+"""Companion of Fig. 4 (Rotated MNIST): the experiment's runs that the paper's figure does not show, beside NGM-SGD
+for reference, with each one's gain."""
 from __future__ import annotations
 
 from figures.ngm2025 import _ngm, fig4
@@ -8,5 +8,4 @@ EXPERIMENTS = fig4.EXPERIMENTS
 TITLE = "Fig. 4 companion (Rotated MNIST): the runs the paper's figure does not show"
 EVERY_RUN = True   # draws every run of its experiments, a user's own method too (by its run id)
 
-draw, caption = _ngm.column_functions(EXPERIMENTS[0], TITLE, fig4.COLUMN, fig4.DESCRIPTION, fig4.ZOOM,
-                                     extra=True)
+draw, caption = _ngm.column_functions({name: fig4.COLUMNS[name] for name in EXPERIMENTS}, TITLE, extra=True)

@@ -1,4 +1,5 @@
-"""Benchmarks of the joint-training protocol (the stability-gap paper): a sequence of tasks over MNIST.
+"""Benchmarks of the joint-training protocol (the stability-gap paper): a sequence of tasks over MNIST (here) or
+over colour images (`plasticity.benchmarks.image_contexts`, which reuses the sampler and the evaluation sets).
 
 A task is a set of MNIST images (by index) seen through a pixel map: the identity (Split MNIST), a rotation
 (Rotated MNIST) or a permutation (Permuted MNIST). Context k of the protocol trains on the union of tasks 1..k:
@@ -33,7 +34,9 @@ class Task:
     name: str
     train_indices: torch.Tensor   # (n,) indices of the MNIST training images
     test_indices: torch.Tensor    # (m,) indices of the MNIST test images
-    pixel_map: torch.Tensor       # (S, 784) long: output pixel p reads input pixel pixel_map[s, p] (784 = black)
+    # (S, 784) long: output pixel p reads input pixel pixel_map[s, p] (784 = black); None for image tasks, which
+    # show the images as they are
+    pixel_map: torch.Tensor | None = None
 
 
 def identity_map(num_seeds: int) -> torch.Tensor:
@@ -69,18 +72,28 @@ class ContextBenchmark:
         """As `plasticity.benchmarks.Benchmark.shapes`."""
         return (cls.in_features,), cls.out_features
 
+    # The evaluator may skip black input pixels (MNIST's first layer on the CPU, plasticity.engine.evaluation), and
+    # evaluates this many test samples per forward (None: all at once, as the MLP affords).
+    sparse_inputs = True
+    evaluation_chunk: int | None = None
+
     def __init__(self, seeds: list[int], device: torch.device, mnist_path=None):
-        if mnist_path is None:
-            raise ConfigError(f"{type(self).__name__} needs MNIST: pass --mnist resources/mnist.npz "
-                              "(made by `snakemake resources/mnist.npz` or `plasticity data mnist`)")
         self.seeds, self.device = seeds, torch.device(device)
-        data = load_mnist(mnist_path)
-        self.images = {split: torch.cat([data[f"x_{split}"].reshape(-1, PIXELS),
-                                         torch.zeros(len(data[f"x_{split}"]), 1, dtype=torch.uint8)], dim=1)
-                       for split in ("train", "test")}
-        self.labels = {split: data[f"y_{split}"] for split in ("train", "test")}
+        self.images, self.labels = self.load(mnist_path)
         self.gens = generators(seeds, "data")
         self.context = -1
+
+    def load(self, path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """({split: images}, {split: labels}) of the data set at `path`: MNIST, each image flattened with the
+        extra black pixel."""
+        if path is None:
+            raise ConfigError(f"{type(self).__name__} needs MNIST: pass --mnist resources/mnist.npz "
+                              "(made by `snakemake resources/mnist.npz` or `plasticity data mnist`)")
+        data = load_mnist(path)
+        images = {split: torch.cat([data[f"x_{split}"].reshape(-1, PIXELS),
+                                    torch.zeros(len(data[f"x_{split}"]), 1, dtype=torch.uint8)], dim=1)
+                  for split in ("train", "test")}
+        return images, {split: data[f"y_{split}"] for split in ("train", "test")}
 
     @property
     def num_contexts(self) -> int:

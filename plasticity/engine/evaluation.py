@@ -1,5 +1,5 @@
 """Continual evaluation for the joint protocol: every seen task's test data on the device, evaluated after every
-training iteration in one batched forward."""
+training iteration in one batched forward (in fixed-size chunks of samples for the conv nets)."""
 from __future__ import annotations
 
 import torch
@@ -42,7 +42,7 @@ class ContinualEvaluator:
         self.inputs = inputs if self.inputs is None else torch.cat([self.inputs, inputs], dim=1)
         self.targets = targets if self.targets is None else torch.cat([self.targets, targets], dim=1)
         self.model_inputs = self.inputs
-        if self.inputs.device.type == "cpu":
+        if bench.sparse_inputs and self.inputs.device.type == "cpu":
             black = bench.standardise(torch.zeros((), dtype=torch.uint8)).item()
             shifted = FillShiftedInputs(self.inputs, black)
             if shifted.density < SPARSE_EVALUATION_DENSITY:
@@ -50,7 +50,11 @@ class ContinualEvaluator:
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = model(self.model_inputs)
+        chunk = self.benchmark.evaluation_chunk
+        if chunk is None:
+            logits = model(self.model_inputs)
+        else:       # a conv net's activations for every test sample of every seed at once would not fit
+            logits = torch.cat([model(part) for part in self.model_inputs.split(chunk, dim=1)], dim=1)
         correct = (logits.argmax(-1) == self.targets).float()
         losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), self.targets, reduction="none")
         accuracy = torch.stack([part.mean(1) for part in correct.split(self.sizes, dim=1)], dim=1)

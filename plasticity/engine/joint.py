@@ -6,14 +6,17 @@ of the training data of all tasks seen so far (the benchmark's joint sampler) an
 mean cross-entropy. After every iteration the model, in evaluation mode (gains frozen), is evaluated on the test
 data of every task seen so far (`evaluation.tasks: seen`) or of those the metrics use (`ended`, see
 EVALUATED_TASKS) — all of it or a fixed subset per task (`evaluation.samples_per_task`) — held on the device and
-run in one batched forward. The network is the paper's gain-modulated MLP for every method (with
-gain 1 unless the method drives it), so any registered method runs under the same protocol.
+run in one batched forward. The network is the paper's gain-modulated one for every method (with gain 1 unless
+the method drives it): the MLP with a gain on every layer (MNIST), or the slim ResNet-18 with a gain on its head
+(`model: {arch: slim_resnet18, gain_head: true}`, the vision benchmarks), so any registered method runs under the
+same protocol.
 
 Recorded per seed, x = iterations (0 = before training; tidy schema of docs/architecture.md, x_unit
 "iterations"): `task_accuracy` and `task_loss` (layer = task number, from the first iteration it is evaluated),
-`test_accuracy` (all seen tasks' evaluation data pooled), `gain` (mean gain of each layer, layer = 1..L: the gain
-of that iteration's forward pass), `train_loss`, `train_accuracy` and `entropy` of the training batch; at the end
-the metrics of `plasticity.stability_gap` (`stability_gap` with layer = k for the transition k → k+1);
+`test_accuracy` (the evaluated tasks' data pooled), `gain` (mean gain of each gain-modulated layer, layer = 1..L,
+input side first: the gain of that iteration's forward pass), `train_loss`, `train_accuracy` and `entropy` of the
+training batch; at the end the metrics of `plasticity.stability_gap` (`stability_gap` with layer = k for the
+transition k → k+1);
 `eval_samples` (layer = task) records the evaluation set's size.
 
 Checkpoints as for every training job (plasticity.engine.checkpoint, through plasticity.engine.common.TrainingState): a step is
@@ -140,7 +143,7 @@ def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True
 
     num_seeds, contexts = len(seeds), benchmark.num_contexts
     total = contexts * per_context
-    record = JointRecord(num_seeds, contexts, len(model.layers), total)
+    record = JointRecord(num_seeds, contexts, len(model.gains()), total)
     curves = record.curves
     state = TrainingState(model, learner, benchmark, evaluator=evaluator, record=record)
 

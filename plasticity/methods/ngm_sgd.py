@@ -17,6 +17,11 @@ loss.backward(); optimizer.step()`) runs NGM-SGD. The update is computed as g₀
 paper's formula, which keeps g exactly at g₀ while H = 0. The gains are buffers of the model (saved with its
 state_dict); the previous entropy and the hyperparameters are in the optimizer's state_dict.
 
+On a network whose gain sits on the head only (the slim ResNet-18 of the vision benchmarks) the other parameters
+(the backbone: convolutions, BatchNorm) are stepped with momentum `backbone_momentum`, as the authors ran it (their
+NGM-SGD: backbone SGD with momentum 0.9, the head's weight momentum-free SGD); the gain-modulated weights never get
+momentum. Frozen parameters (the zero head bias, for every method) are in no group.
+
 G0-SGD (the paper's ablation, Fig. 5): the gain held at g₀, no entropy drive. With the paper's g₀ = 1 it is plain
 SGD on the same network.
 """
@@ -26,6 +31,7 @@ import torch
 
 from plasticity.config import ConfigError
 from plasticity.methods import Learner, register
+from plasticity.models.gain_mlp import GainLinear
 
 
 def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -37,8 +43,9 @@ def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
 class NGMSGD(torch.optim.Optimizer):
     """SGD on the weights of `model` with entropy-driven gains (see the module docstring).
 
-    params: the tensors to step (the model's trainable weights); model: a module with `gains()` returning its gain
-    buffers (S, units) and a forward returning logits (S, B, classes). eta = 0 gives G0-SGD.
+    params: the tensors to step, or parameter groups (`parameter_groups`; a group's `momentum`, default 0, is
+    torch.optim.SGD's, without dampening); model: a module with `gains()` returning its gain buffers (S, units)
+    and a forward returning logits (S, B, classes). eta = 0 gives G0-SGD.
     """
 
     def __init__(self, params, model: torch.nn.Module, lr: float, eta: float, gamma: float = 0.9, g0: float = 1.0):
@@ -47,7 +54,7 @@ class NGMSGD(torch.optim.Optimizer):
                               f"protocol's model); got {type(model).__name__}")
         if lr <= 0 or not 0 <= gamma <= 1:
             raise ConfigError(f"NGM-SGD: lr must be > 0 and gamma in [0, 1]; got lr={lr}, gamma={gamma}")
-        super().__init__(params, dict(lr=lr, eta=eta, gamma=gamma, g0=g0))
+        super().__init__(params, dict(lr=lr, eta=eta, gamma=gamma, g0=g0, momentum=0.0))
         self.model = model
         with torch.no_grad():
             for gain in model.gains():
@@ -82,8 +89,17 @@ class NGMSGD(torch.optim.Optimizer):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             for param in group["params"]:
-                if param.grad is not None:
-                    param.add_(param.grad, alpha=-group["lr"])
+                if param.grad is None:
+                    continue
+                step = param.grad
+                if group["momentum"]:
+                    buffer = self.state[param].get("momentum_buffer")
+                    if buffer is None:
+                        buffer = self.state[param]["momentum_buffer"] = step.clone()
+                    else:
+                        buffer.mul_(group["momentum"]).add_(step)
+                    step = buffer
+                param.add_(step, alpha=-group["lr"])
         return loss
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -95,10 +111,22 @@ def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [param for param in model.parameters() if param.requires_grad]
 
 
+def parameter_groups(model: torch.nn.Module, backbone_momentum: float) -> list[dict]:
+    """The gain-modulated layers' weights (no momentum) and, if any, the other trainable parameters (momentum
+    `backbone_momentum`)."""
+    if not 0 <= backbone_momentum < 1:
+        raise ConfigError(f"NGM-SGD: backbone_momentum must be in [0, 1); got {backbone_momentum}")
+    modulated = [module.weight for module in model.modules() if isinstance(module, GainLinear)]
+    backbone = [param for param in trainable(model) if all(param is not weight for weight in modulated)]
+    return [{"params": modulated, "momentum": 0.0}] + (
+        [{"params": backbone, "momentum": backbone_momentum}] if backbone else [])
+
+
 @register("ngm_sgd")
-def build(model, seeds, lr: float, eta: float, gamma: float = 0.9, g0: float = 1.0) -> Learner:
+def build(model, seeds, lr: float, eta: float, gamma: float = 0.9, g0: float = 1.0,
+          backbone_momentum: float = 0.0) -> Learner:
     """NGM-SGD: SGD with entropy-driven neuronal gains (needs a gain-modulated network)."""
-    return Learner(NGMSGD(trainable(model), model, lr=lr, eta=eta, gamma=gamma, g0=g0))
+    return Learner(NGMSGD(parameter_groups(model, backbone_momentum), model, lr=lr, eta=eta, gamma=gamma, g0=g0))
 
 
 @register("g0_sgd")

@@ -65,9 +65,9 @@ def mnist_source_flag():
 
 
 def train_mnist_flag(wildcards, input):
-    """`--mnist PATH`: the job's materialised data set, whichever it is (the benchmarks read it as `mnist_path`)."""
-    datasets = [name for name in input.keys() if name in DATA_FILES]
-    return f"--mnist {input[datasets[0]]}" if datasets else ""
+    """`--mnist FILE`: the job's materialised data set, whichever it is (the option keeps MNIST's name)."""
+    dataset = WF.dataset_of(wildcards.experiment)
+    return f"--mnist {input[dataset]}" if dataset else ""
 
 
 def train_checkpoint_flags(wildcards, output):
@@ -112,7 +112,7 @@ def selected_figures():
 
 def figure_inputs(wildcards):
     """The aggregates of the figure's experiments (none for a simulation)."""
-    return [aggregate_file(name) for name in _checked(WF.figure, wildcards.figure)["experiments"]]
+    return [aggregate_file(name) for name in _checked(WF.drawn_experiments, wildcards.figure)]
 
 
 def figure_paper(wildcards):
@@ -123,12 +123,12 @@ def figure_paper(wildcards):
 
 
 def figure_seeds(wildcards):
-    experiments = _checked(WF.figure, wildcards.figure)["experiments"]
+    experiments = _checked(WF.drawn_experiments, wildcards.figure)
     return WF.describe_seeds(experiments) if experiments else "a deterministic simulation, no seeds"
 
 
 def figure_deviations(wildcards):
-    return WF.describe_deviations(_checked(WF.figure, wildcards.figure)["experiments"])
+    return WF.describe_deviations(_checked(WF.drawn_experiments, wildcards.figure))
 
 
 def figure_description(wildcards):
