@@ -3,6 +3,7 @@ diverges is recorded as diverged, never a crash. Through real `snakemake` on a c
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -14,8 +15,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    return copy_workflow(tmp_path_factory.mktemp("bad_input"))
+def workdir(tmp_path_factory, mnist_file):
+    """A copy of the workflow with the session's materialised MNIST in place (the mnist rule need not run)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("bad_input"))
+    (workdir / "resources").mkdir()
+    for suffix in ("", ".source.json"):
+        shutil.copy2(f"{mnist_file}{suffix}", workdir / f"resources/mnist.npz{suffix}")
+    return workdir
 
 
 def with_smoke_overrides(workdir, change) -> str:

@@ -1,11 +1,13 @@
 """Running the real workflow from tests: a copy of its files in a temporary directory, and `snakemake` there."""
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,10 +15,16 @@ import yaml
 
 from figures import FIGURES
 from plasticity.config import block_label, expand_runs, load_protocol, resolve_experiments, seed_blocks
+from plasticity.workflow import CATALOG_CACHE
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = ["Snakefile", "workflow", "config", "envs", "plasticity", "profiles"]  # envs: recorded in job metadata
 SMOKE = "config/smoke.yaml"
+# One catalog cache (plasticity.workflow.load_catalog) for every copy this test session makes: its entries are keyed
+# by the hash of the library's sources and the runs, so copies with the same sources share them, and a copy whose
+# sources a test edits gets entries of its own. Without it each copy would start the catalog's child process anew.
+SHARED_CATALOG = Path(tempfile.mkdtemp(prefix="plasticity-catalog-"))
+atexit.register(shutil.rmtree, SHARED_CATALOG, ignore_errors=True)
 
 
 def copy_workflow(workdir: Path) -> Path:
@@ -27,6 +35,8 @@ def copy_workflow(workdir: Path) -> Path:
             shutil.copytree(source, workdir / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(source, workdir / name)
+    (workdir / CATALOG_CACHE).parent.mkdir(parents=True, exist_ok=True)
+    (workdir / CATALOG_CACHE).symlink_to(SHARED_CATALOG, target_is_directory=True)
     return workdir
 
 
