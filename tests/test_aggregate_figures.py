@@ -34,7 +34,7 @@ def tidy(experiment: str, run: str, metric: str, values, x=None, layer: int = 0,
     return pd.DataFrame({
         "paper": protocol["paper"], "experiment": experiment, "run": run, "method": settings["method"],
         "hparams": canonical_json({field: settings[field] for field in ("hparams", "model", "benchmark_args")}),
-        "seed": seeds.ravel(), "x": x[bins.ravel()],
+        "synthetic_data": False, "seed": seeds.ravel(), "x": x[bins.ravel()],
         "x_unit": "iterations" if protocol.get("protocol") == "joint" else "examples",
         "metric": metric, "layer": layer,
         "value": values.ravel()})

@@ -45,10 +45,10 @@ def test_an_experiments_own_seeds_per_job_wins(root):
 
 def test_inputs_are_the_runs_sources_and_its_data(smoke):
     inputs = smoke.train_inputs("pmnist_methods", "cbp", "0-1")
-    assert inputs["mnist"] == "resources/mnist.npz"
+    assert inputs["data"] == "resources/mnist.npz"
     assert "plasticity/methods/cbp.py" in inputs["sources"] and "plasticity/engine/online.py" in inputs["sources"]
     assert "plasticity/engine/joint.py" not in inputs["sources"]
-    assert "mnist" not in smoke.train_inputs("bit_flipping", "cbp", "0-1")
+    assert "data" not in smoke.train_inputs("bit_flipping", "cbp", "0-1")
 
 
 def test_resources_follow_the_jobs_size(smoke):

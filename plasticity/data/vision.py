@@ -33,17 +33,24 @@ def materialise(name: str, out_path, user_path=None, synthetic: bool = False, do
     Every failure is a DataError carrying the data set's one message (see `plasticity.data.datasets`)."""
     if name not in VISION:
         raise DataError(f"unknown vision data set {name!r}; valid: {', '.join(VISION)}")
-    try:
-        if synthetic:
-            arrays, provenance = synthetic_arrays(name), {"source": SYNTHETIC, "form": SYNTHETIC,
-                                                          "detail": f"random uint8 images, seed {_seed(name)}"}
-        elif user_path is not None:
+    if synthetic:
+        arrays, provenance = synthetic_arrays(name), {"source": SYNTHETIC, "form": SYNTHETIC,
+                                                      "detail": f"random uint8 images, seed {_seed(name)}"}
+    elif user_path is not None:
+        try:
             arrays = _read_user_path(name, user_path)
-            provenance = {"source": "user_path", **arrays.pop("provenance")}
-        else:
-            arrays, provenance = _download(name, download_root)
-    except DataError as err:
-        raise DataError(data_message(name, f"could not be read: {err}", needed_by)) from err
+        except DataError as err:
+            raise DataError(data_message(name, f"cannot be read from {user_path}: {err}", needed_by)) from err
+        provenance = {"source": "user_path", **arrays.pop("provenance")}
+    elif not dataset(name).downloadable:
+        raise DataError(data_message(name, "cannot be downloaded", needed_by))
+    else:
+        try:
+            arrays, form, detail = download_cifar(name, download_root)
+        except (*_UNAVAILABLE, DataError) as err:
+            raise DataError(data_message(name, f"could not be downloaded ({type(err).__name__}: "
+                                               f"{str(err).strip()})", needed_by)) from err
+        provenance = {"source": "torchvision", "form": form, "detail": detail}
     return write_dataset(out_path, name, arrays, {**provenance, "synthetic": synthetic})
 
 
@@ -80,17 +87,6 @@ def split_per_class(name: str, x: np.ndarray, y: np.ndarray) -> dict:
     x, y = x.reshape(info.classes, per_class, *x.shape[1:]), y.reshape(info.classes, per_class)
     return {"x_train": x[:, :train].reshape(-1, *x.shape[2:]), "y_train": y[:, :train].reshape(-1),
             "x_test": x[:, train:].reshape(-1, *x.shape[2:]), "y_test": y[:, train:].reshape(-1)}
-
-
-def _download(name: str, download_root):
-    if name not in ("cifar10", "cifar100"):
-        raise DataError("cannot be downloaded (it needs an account)")
-    try:
-        arrays, form, detail = download_cifar(name, download_root)
-    except _UNAVAILABLE as err:
-        raise DataError(f"no path is set and torchvision's download failed ({type(err).__name__}: "
-                        f"{str(err).strip()})") from err
-    return arrays, {"source": "torchvision", "form": form, "detail": detail}
 
 
 def _seed(name: str) -> int:
