@@ -10,6 +10,7 @@ for _dataset in DATA_FILES:
             npz=DATA_FILES[_dataset],
             provenance=f"{DATA_FILES[_dataset]}.source.json",
         params:
+            dataset=_dataset,   # not in the shell text: an f-string there would read the loop's last value
             source=data_flags(_dataset),
         log:
             f"logs/data/{_dataset}.log",
@@ -20,5 +21,5 @@ for _dataset in DATA_FILES:
         conda:
             "../../envs/data.yaml"
         shell:
-            f"plasticity data {_dataset} --out {{output.npz}} {{params.source}} --needed-by={{resources.needed_by}}"
+            "plasticity data {params.dataset} --out {output.npz} {params.source} --needed-by={resources.needed_by}"
             " > {log} 2>&1"
