@@ -29,12 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from plasticity.config import deep_merge, job_spec, load_protocol
+from plasticity.data._torchvision import import_torchvision
+from plasticity.data.augment import Augmentation
 from plasticity.data.mnist import materialise_mnist
 from plasticity.engine.common import autograd_step
 from plasticity.engine.job import train
 from plasticity.methods.cbp import ContinualBackprop
 from plasticity.models import build_model
 from plasticity.models.mlp import loss_and_output_grad
+from plasticity.seeding import generator
 
 PROTOCOL = load_protocol("config/experiments.yaml")
 
@@ -341,6 +344,75 @@ def resnet18(session: Session) -> None:
             conv_case(session, RESNET18, seeds, Schedule(warmup=5, ours=10, plain=10 * seeds, rounds=3), None)
     else:
         conv_case(session, RESNET18, 1, Schedule(warmup=1, ours=1, plain=1, rounds=2), None)
+
+
+# --- augmentation: batched on the device vs torchvision's per-image transforms in a DataLoader ------------------------
+
+AUGMENT_IMAGES, AUGMENT_BATCH = 4096, 256
+
+
+class TransformedImages(torch.utils.data.Dataset):
+    """What a torchvision pipeline augments: one image at a time, in the DataLoader's workers."""
+
+    def __init__(self, images: torch.Tensor, transform):
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(self.images[index])
+
+
+def torchvision_augment_rate(images: torch.Tensor, rotation: bool) -> float:
+    """Images per second of torchvision's v2 RandomHorizontalFlip, RandomCrop(32, 4, reflect) (and
+    RandomRotation((0, 15))) per image, batched by a DataLoader with 2 workers; timed from its first batch on, so
+    the workers' start-up does not count."""
+    import_torchvision()
+    from torchvision.transforms import v2
+    steps = [v2.RandomHorizontalFlip(), v2.RandomCrop(32, padding=4, padding_mode="reflect")]
+    transform = v2.Compose(steps + [v2.RandomRotation((0, 15))] * rotation)
+    loader = torch.utils.data.DataLoader(TransformedImages(images, transform), batch_size=AUGMENT_BATCH,
+                                         num_workers=2)
+    count, start = 0, None
+    for batch in loader:
+        if start is None:
+            start = time.perf_counter()
+            continue
+        count += len(batch)
+    return count / (time.perf_counter() - start)
+
+
+def batched_augment_rate(session: Session, images: torch.Tensor, device: torch.device, rotation: bool) -> float:
+    """Images per second of plasticity.data.augment on `device`: draws on the CPU from a seed's generator, then
+    one batched flip, crop (and rotation) of AUGMENT_BATCH images."""
+    augmentation = Augmentation(padding=4, padding_mode="reflect", angles=(0, 15) if rotation else None)
+    batch, gens = images[:AUGMENT_BATCH].to(device).unsqueeze(0), [generator(0, "augment")]
+    for _ in range(2):
+        augmentation(batch, gens)
+    steps = session.steps(8 if device.type == "cpu" else 50)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        augmentation(batch, gens)
+    synchronize(device)
+    return steps * AUGMENT_BATCH / (time.perf_counter() - start)
+
+
+@case("augment", "CIFAR-sized training augmentation (h-flip, random crop pad 4 reflect, with and without rotation "
+                 "0-15 degrees): images/s of our batched transforms (CPU; and GPU when used) vs torchvision's "
+                 "per-image transforms in a DataLoader with 2 workers (measured, no target)")
+def augment(session: Session) -> None:
+    images = torch.rand(AUGMENT_IMAGES, 3, 32, 32, generator=generator(0, "images"))
+    devices = [torch.device("cpu")] + [session.device] * session.cuda
+    for rotation in (False, True):
+        theirs = torchvision_augment_rate(images, rotation)
+        for device in devices:
+            label = f"augment crop+flip{'+rotation' * rotation}, {AUGMENT_BATCH}/batch, {device.type}"
+            session.add(Row(label, batched_augment_rate(session, images, device, rotation), theirs, None))
+    session.notes.append(f"augment rows: images per second (not seed-steps); ours batched in this process "
+                         f"({torch.get_num_threads()} torch thread(s)), plain = torchvision v2 transforms per image "
+                         "in a DataLoader with 2 workers, both on CPU float images in [0, 1]")
 
 
 # --- GPU against CPU ------------------------------------------------------------------------------------------------
