@@ -24,7 +24,7 @@ from plasticity.data.datasets import DATASETS, data_message
 from plasticity.data.imagenet32 import read_imagenet32
 from plasticity.data.mini_imagenet import read_mini_imagenet
 from plasticity.data.normalisation import normalise, to_float
-from plasticity.data.store import DataError
+from plasticity.data.store import DataError, write_dataset
 from plasticity.data.vision import VISION, load_dataset, materialise, split_per_class
 from plasticity.seeding import generator
 from workflow_helpers import SMOKE, copy_workflow, snakemake
@@ -298,6 +298,13 @@ def test_load_stops_on_a_changed_truncated_or_unrecorded_file(tmp_path):
     (tmp_path / "cifar10.npz.source.json").unlink()
     with pytest.raises(DataError, match="provenance of .* missing"):
         load_dataset("cifar10", path)
+
+
+def test_arrays_not_in_the_data_sets_shapes_are_not_written(tmp_path):
+    arrays = {key: np.zeros(shape, np.uint8) for key, shape in DATASETS["cifar10"].shapes(synthetic=True).items()}
+    with pytest.raises(DataError, match=r"cifar10 from here has arrays of shapes \{'x_train': \[5000, 32, 32, 3\]"):
+        write_dataset(tmp_path / "cifar10.npz", "cifar10", arrays, {"detail": "here", "synthetic": False})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_data_sets_without_a_download_stop_with_the_one_message(tmp_path):

@@ -42,8 +42,15 @@ def recreate_hint(name: str) -> str:
 
 
 def write_dataset(out_path, name: str, arrays: dict, provenance: dict) -> dict:
-    """Write the arrays and their provenance (with the content's sha256 and shapes added); return the latter."""
+    """Write the arrays and their provenance (with the content's sha256 and shapes added); return the latter.
+    Arrays not in the data set's shapes (the real ones, or the synthetic source's) are refused before anything is
+    written."""
     info = dataset(name)
+    expected = info.shapes(synthetic=bool(provenance.get("synthetic")))
+    wrong = {key: list(arrays[key].shape) for key in info.keys if arrays[key].shape != expected[key]}
+    if wrong:
+        raise DataError(f"{name} from {provenance.get('detail')} has arrays of shapes {wrong}, expected "
+                        f"{ {key: list(expected[key]) for key in wrong} }")
     provenance = {**provenance, "dataset": name, "sha256": content_sha256(arrays, info.keys),
                   "shapes": {key: list(arrays[key].shape) for key in info.keys}}
     out_path = Path(out_path)

@@ -34,24 +34,25 @@ def materialise(name: str, out_path, user_path=None, synthetic: bool = False, do
     if name not in VISION:
         raise DataError(f"unknown vision data set {name!r}; valid: {', '.join(VISION)}")
     if synthetic:
-        arrays, provenance = synthetic_arrays(name), {"source": SYNTHETIC, "form": SYNTHETIC,
-                                                      "detail": f"random uint8 images, seed {_seed(name)}"}
-    elif user_path is not None:
+        return write_dataset(out_path, name, synthetic_arrays(name), {
+            "source": SYNTHETIC, "form": SYNTHETIC, "detail": f"random uint8 images, seed {_seed(name)}",
+            "synthetic": True})
+    if user_path is not None:
         try:
             arrays = _read_user_path(name, user_path)
+            fields = arrays.pop("provenance")
+            return write_dataset(out_path, name, arrays, {"source": "user_path", **fields, "synthetic": False})
         except DataError as err:
             raise DataError(data_message(name, f"cannot be read from {user_path}: {err}", needed_by)) from err
-        provenance = {"source": "user_path", **arrays.pop("provenance")}
-    elif not dataset(name).downloadable:
+    if not dataset(name).downloadable:
         raise DataError(data_message(name, "cannot be downloaded", needed_by))
-    else:
-        try:
-            arrays, form, detail = download_cifar(name, download_root)
-        except (*_UNAVAILABLE, DataError) as err:
-            raise DataError(data_message(name, f"could not be downloaded ({type(err).__name__}: "
-                                               f"{str(err).strip()})", needed_by)) from err
-        provenance = {"source": "torchvision", "form": form, "detail": detail}
-    return write_dataset(out_path, name, arrays, {**provenance, "synthetic": synthetic})
+    try:
+        arrays, form, detail = download_cifar(name, download_root)
+    except (*_UNAVAILABLE, DataError) as err:
+        raise DataError(data_message(name, f"could not be downloaded ({type(err).__name__}: {str(err).strip()})",
+                                     needed_by)) from err
+    return write_dataset(out_path, name, arrays, {"source": "torchvision", "form": form, "detail": detail,
+                                                  "synthetic": False})
 
 
 def load_dataset(name: str, path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
