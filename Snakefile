@@ -27,10 +27,14 @@ include: "workflow/rules/figures.smk"
 
 
 # On a cluster only training jobs are submitted; these run where Snakemake runs (they are quick, and compute nodes
-# often cannot download MNIST).
+# often cannot download data sets).
 localrules:
     all,
     mnist,
+    cifar10,
+    cifar100,
+    imagenet32,
+    mini_imagenet,
     aggregate,
     figure,
     stability_gap_tables,

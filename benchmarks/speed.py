@@ -33,17 +33,20 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
 from plasticity.benchmarks import build_benchmark
-from plasticity.benchmarks.split_cifar10 import SplitCifar10
 from plasticity.config import deep_merge, job_spec, load_protocol
 from plasticity.data._torchvision import import_torchvision
 from plasticity.engine.evaluation import ContinualEvaluator
+from plasticity.data.augment import Augmentation
 from plasticity.data.mnist import materialise_mnist
+from plasticity.data.normalisation import NORMALISATION
+from plasticity.data.store import write_dataset
 from plasticity.engine.common import autograd_step
 from plasticity.engine.job import train
 from plasticity.methods import build_learner
 from plasticity.methods.cbp import ContinualBackprop
 from plasticity.models import build_model
 from plasticity.models.mlp import loss_and_output_grad
+from plasticity.seeding import generator
 
 PROTOCOL = load_protocol("config/experiments.yaml")
 
@@ -392,8 +395,8 @@ def cifar_plain_step(device: torch.device) -> Callable[[], None]:
     """The reference's loop for one seed: a DataLoader over uint8 images with torchvision transforms (normalise,
     h-flip, random crop with reflect padding, rotation 0-15 degrees) in the main process, then the plain step."""
     transforms = import_torchvision().transforms
-    from plasticity.benchmarks.incremental_cifar100 import MEAN, STD
-    augment = transforms.Compose([transforms.ConvertImageDtype(torch.float), transforms.Normalize(MEAN, STD),
+    mean, std = NORMALISATION["cifar100", "dohare2024"]
+    augment = transforms.Compose([transforms.ConvertImageDtype(torch.float), transforms.Normalize(mean, std),
                                   transforms.RandomHorizontalFlip(), transforms.RandomCrop(32, 4, padding_mode="reflect"),
                                   transforms.RandomRotation((0, 15))])
     images = torch.randint(0, 256, (900, 3, 32, 32), dtype=torch.uint8)
@@ -424,9 +427,9 @@ def cifar_plain_step(device: torch.device) -> Callable[[], None]:
 def cifar_engine_step(device: torch.device) -> Callable[[], None]:
     """Ours for one seed: the data resident on the device, the batch augmented there (flip, crop, rotation from the
     seed's generator), the engine's step on the seed-batched ResNet-18."""
-    from plasticity.benchmarks.incremental_cifar100 import _augment
+    from plasticity.benchmarks.incremental_cifar100 import AUGMENTATION
     gens = [torch.Generator().manual_seed(0)]
-    return engine_step(RESNET18, 1, device, augment=lambda inputs: _augment(inputs, gens))
+    return engine_step(RESNET18, 1, device, augment=lambda inputs: AUGMENTATION(inputs, gens))
 
 
 @case("continual_imagenet", "Fig. 1's training step: the engine on 30 seeds of lop_convnet vs one plain nn.Module "
@@ -459,7 +462,7 @@ def incremental_cifar100(session: Session) -> None:
 # Split CIFAR-10 under joint training, shrunk to run in seconds on a CPU: 32x32 images, batch 256 (the paper's) on
 # a GPU, 32 on the CPU; a 1,000-sample evaluation subset of two tasks (as in context 2) on a GPU, 64 per task on the
 # CPU. Random images stand in for CIFAR (speed does not depend on the pixels).
-PROTOCOL_CIFAR_MEAN, PROTOCOL_CIFAR_STD = SplitCifar10.MEAN, SplitCifar10.STD
+PROTOCOL_CIFAR_MEAN, PROTOCOL_CIFAR_STD = NORMALISATION["cifar10", "ngm2025"]
 JOINT_CIFAR = {"cuda": dict(batch=256, samples=1000, iterations=20), "cpu": dict(batch=32, samples=64, iterations=3)}
 
 
@@ -468,7 +471,9 @@ def joint_cifar_data(path: str, samples: int) -> str:
     rng = np.random.default_rng(0)
     labels = np.arange(4 * samples) % 4
     images = rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8)
-    np.savez(path, x_train=images, y_train=labels, x_test=images, y_test=labels)
+    write_dataset(path, "cifar10", {"x_train": images, "y_train": labels.astype(np.uint8), "x_test": images,
+                                    "y_test": labels.astype(np.uint8)},
+                  {"source": "synthetic", "form": "speed case", "detail": "random images", "synthetic": True})
     return path
 
 
@@ -556,6 +561,75 @@ def split_cifar10_joint(session: Session) -> None:
                                                                 plain=sizes["iterations"], rounds=2))
     session.add(Row(f"split_cifar10 joint, batch {sizes['batch']}, eval 2x{sizes['samples']}, "
                     f"{session.device.type}", mine, theirs, None))
+
+
+# --- augmentation: batched on the device vs torchvision's per-image transforms in a DataLoader ------------------------
+
+AUGMENT_IMAGES, AUGMENT_BATCH = 4096, 256
+
+
+class TransformedImages(torch.utils.data.Dataset):
+    """What a torchvision pipeline augments: one image at a time, in the DataLoader's workers."""
+
+    def __init__(self, images: torch.Tensor, transform):
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(self.images[index])
+
+
+def torchvision_augment_rate(images: torch.Tensor, rotation: bool) -> float:
+    """Images per second of torchvision's v2 RandomHorizontalFlip, RandomCrop(32, 4, reflect) (and
+    RandomRotation((0, 15))) per image, batched by a DataLoader with 2 workers; timed from its first batch on, so
+    the workers' start-up does not count."""
+    import_torchvision()
+    from torchvision.transforms import v2
+    steps = [v2.RandomHorizontalFlip(), v2.RandomCrop(32, padding=4, padding_mode="reflect")]
+    transform = v2.Compose(steps + [v2.RandomRotation((0, 15))] * rotation)
+    loader = torch.utils.data.DataLoader(TransformedImages(images, transform), batch_size=AUGMENT_BATCH,
+                                         num_workers=2)
+    count, start = 0, None
+    for batch in loader:
+        if start is None:
+            start = time.perf_counter()
+            continue
+        count += len(batch)
+    return count / (time.perf_counter() - start)
+
+
+def batched_augment_rate(session: Session, images: torch.Tensor, device: torch.device, rotation: bool) -> float:
+    """Images per second of plasticity.data.augment on `device`: draws on the CPU from a seed's generator, then
+    one batched flip, crop (and rotation) of AUGMENT_BATCH images."""
+    augmentation = Augmentation(padding=4, padding_mode="reflect", angles=(0, 15) if rotation else None)
+    batch, gens = images[:AUGMENT_BATCH].to(device).unsqueeze(0), [generator(0, "augment")]
+    for _ in range(2):
+        augmentation(batch, gens)
+    steps = session.steps(8 if device.type == "cpu" else 50)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        augmentation(batch, gens)
+    synchronize(device)
+    return steps * AUGMENT_BATCH / (time.perf_counter() - start)
+
+
+@case("augment", "CIFAR-sized training augmentation (h-flip, random crop pad 4 reflect, with and without rotation "
+                 "0-15 degrees): images/s of our batched transforms (CPU; and GPU when used) vs torchvision's "
+                 "per-image transforms in a DataLoader with 2 workers (measured, no target)")
+def augment(session: Session) -> None:
+    images = torch.rand(AUGMENT_IMAGES, 3, 32, 32, generator=generator(0, "images"))
+    devices = [torch.device("cpu")] + [session.device] * session.cuda
+    for rotation in (False, True):
+        theirs = torchvision_augment_rate(images, rotation)
+        for device in devices:
+            label = f"augment crop+flip{'+rotation' * rotation}, {AUGMENT_BATCH}/batch, {device.type}"
+            session.add(Row(label, batched_augment_rate(session, images, device, rotation), theirs, None))
+    session.notes.append(f"augment rows: images per second (not seed-steps); ours batched in this process "
+                         f"({torch.get_num_threads()} torch thread(s)), plain = torchvision v2 transforms per image "
+                         "in a DataLoader with 2 workers, both on CPU float images in [0, 1]")
 
 
 # --- GPU against CPU ------------------------------------------------------------------------------------------------

@@ -29,8 +29,17 @@ import seaborn as sns
 
 from figures._style import add_caption
 from plasticity.config import unknown_figure_message
-from plasticity.analysis.aggregate import read_parquets
+from plasticity.analysis.aggregate import read_parquets, synthetic_experiments
 from plasticity.io import write_atomically
+
+
+def synthetic_note(aggregates: dict[str, pd.DataFrame]) -> str:
+    """The caption's first words when an experiment drawn trained on synthetic data: it is no result."""
+    synthetic = synthetic_experiments(pd.concat(aggregates.values())) if aggregates else []
+    if not synthetic:
+        return ""
+    return (f"SYNTHETIC DATA: {', '.join(synthetic)} trained on random stand-in images (a code-path check, not a "
+            "result). ")
 
 
 def _scan() -> dict[str, ModuleType]:
@@ -71,6 +80,6 @@ def draw_figure(name: str, inputs: list[str], out_pdf: str, out_png: str, scale:
         name for name in getattr(module, "OPTIONAL_EXPERIMENTS", []) if name in aggregates]}
     with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
         fig = module.draw(needed, scale)
-        add_caption(fig, module.caption(needed, scale))
+        add_caption(fig, synthetic_note(needed) + module.caption(needed, scale))
         write_atomically(out_pdf, fig.savefig)
         write_atomically(out_png, lambda path: fig.savefig(path, dpi=150))

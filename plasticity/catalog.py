@@ -81,7 +81,7 @@ def registries() -> dict[str, dict[str, dict]]:
                     for name, build in sorted(METHODS.items())},
         "benchmarks": {name: {"description": describe(cls), "protocol": getattr(cls, "protocol", "online"),
                               "dataset": cls.dataset,
-                              "arguments": _arguments(cls, ("self", "seeds", "device", "mnist_path"))}
+                              "arguments": _arguments(cls, ("self", "seeds", "device", "data_path"))}
                        for name, cls in sorted(BENCHMARKS.items())},
         "models": {name: {"description": describe(build),
                           "arguments": _arguments(build, ("input_shape", "out_features", "seeds", "row_kernels"))}

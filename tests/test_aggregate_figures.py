@@ -34,7 +34,7 @@ def tidy(experiment: str, run: str, metric: str, values, x=None, layer: int = 0,
     return pd.DataFrame({
         "paper": protocol["paper"], "experiment": experiment, "run": run, "method": settings["method"],
         "hparams": canonical_json({field: settings[field] for field in ("hparams", "model", "benchmark_args")}),
-        "seed": seeds.ravel(), "x": x[bins.ravel()],
+        "synthetic_data": False, "seed": seeds.ravel(), "x": x[bins.ravel()],
         "x_unit": "iterations" if protocol.get("protocol") == "joint" else "examples",
         "metric": metric, "layer": layer,
         "value": values.ravel()})
@@ -382,3 +382,29 @@ def test_adalin_table_has_every_run(tmp_path):
             if line.startswith("| ") and "±" in line]
     assert rows[:2] == ["ReLU", "Tanh"] and rows[-1] == "my_method"   # the paper's rows first, in its order
     assert "AdaLin-ReLU" in rows and "L2 Init" in rows
+
+
+# --- synthetic data: no verdict, and said in the caption ---------------------------------------------------------
+
+def test_synthetic_data_gets_no_verdict_and_is_said_in_the_caption(tmp_path, aggregate_paths, monkeypatch):
+    """A hand-built result trained on synthetic data (as a job on the `synthetic` source marks every row): its
+    claims read "not applicable (synthetic data)", the aggregate keeps the mark, and the caption leads with it."""
+    import figures
+    frame = pd.concat([tidy("bit_flipping", "bp-activation_relu-lr_0.01", "squared_error", RISING),
+                       tidy("bit_flipping", "cbp", "squared_error", FLAT)]).assign(synthetic_data=True)
+    change = {"kind": "change", "metric": "squared_error", "from": "first", "run": "bp-activation_relu-lr_0.01",
+              "direction": "increase"}
+    rows = verdicts(tmp_path, frame, [change])
+    assert rows["c0"]["verdict"] == "not applicable (synthetic data)"
+    assert "Trained on synthetic data" in (tmp_path / "r.md").read_text()
+    assert aggregate(frame)["synthetic_data"].all()
+
+    drawn = []
+    monkeypatch.setattr(figures, "add_caption", lambda fig, text: drawn.append(text))
+    inputs = []
+    for experiment in FIGURES["dohare2024/ext_data_fig3"].EXPERIMENTS:
+        stats = pd.read_parquet(aggregate_paths[experiment]).assign(synthetic_data=experiment == "pmnist_width")
+        stats.to_parquet(tmp_path / f"{experiment}.parquet")
+        inputs.append(str(tmp_path / f"{experiment}.parquet"))
+    draw_figure("dohare2024/ext_data_fig3", inputs, str(tmp_path / "f.pdf"), str(tmp_path / "f.png"), scale="smoke")
+    assert drawn[0].startswith("SYNTHETIC DATA: pmnist_width trained on random stand-in images")

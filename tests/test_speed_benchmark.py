@@ -29,7 +29,7 @@ def test_list_names_every_case_with_a_description(speed, capsys):
     assert speed.main(["--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list(speed.CASES)
-    assert {"bit_flipping_bp", "pmnist_cbp", "lop_convnet", "resnet18", "agreement"} <= set(speed.CASES)
+    assert {"bit_flipping_bp", "pmnist_cbp", "lop_convnet", "resnet18", "agreement", "augment"} <= set(speed.CASES)
     assert all(len(line.split()) > 3 for line in lines)
 
 

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from figures import FIGURES
-from workflow_helpers import (SMOKE, assert_reruns_exactly, copy_workflow, dry_run, smoke_jobs, snakemake,
-                              train_outputs)
+from workflow_helpers import (SMOKE, WITHOUT_ACCOUNT_DATA, assert_reruns_exactly, copy_workflow, dry_run,
+                              smoke_jobs, snakemake, train_outputs)
 
 pytestmark = pytest.mark.slow
 
@@ -145,9 +145,9 @@ def test_more_seeds_add_jobs_and_rerun_none(smoke_run):
     assert not any((smoke_run / path).exists() for path in train_outputs(jobs))
 
 
-@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml"])
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml", "config/vision.yaml"])
 def test_other_scales_dry_run(workflow_copy, configfile):
-    result = snakemake(workflow_copy, "-n", "--cores", "2", "--configfile", configfile)
+    result = snakemake(workflow_copy, "-n", "--cores", "2", "--configfile", configfile, "--config", WITHOUT_ACCOUNT_DATA)
     assert "train" in result.stdout and "reproduction" in result.stdout
 
 

@@ -45,10 +45,10 @@ def test_an_experiments_own_seeds_per_job_wins(root):
 
 def test_inputs_are_the_runs_sources_and_its_data(smoke):
     inputs = smoke.train_inputs("pmnist_methods", "cbp", "0-1")
-    assert inputs["mnist"] == "resources/mnist.npz"
+    assert inputs["data"] == "resources/mnist.npz"
     assert "plasticity/methods/cbp.py" in inputs["sources"] and "plasticity/engine/online.py" in inputs["sources"]
     assert "plasticity/engine/joint.py" not in inputs["sources"]
-    assert "mnist" not in smoke.train_inputs("bit_flipping", "cbp", "0-1")
+    assert "data" not in smoke.train_inputs("bit_flipping", "cbp", "0-1")
 
 
 def test_resources_follow_the_jobs_size(smoke):
@@ -74,3 +74,30 @@ def test_catalog_answer_is_cached_by_the_sources(root, smoke):
     assert cached
     Workflow(scale(root), root)                       # unchanged library and runs: no new entry
     assert list((root / ".snakemake/plasticity-catalog").glob("*.json")) == cached
+
+
+def test_data_sources_from_the_scale_file(root, monkeypatch):
+    """The smoke scale's vision sets are synthetic; a path that does not exist, or a set an experiment needs with no
+    path and no download, stops with the data set's one message (a benchmark reading imagenet32 stands in for
+    the vision experiments to come)."""
+    workflow = Workflow(scale(root), root)
+    assert workflow.data_flags("cifar10") == "--synthetic" and workflow.data_flags("mnist") == ""
+    assert "pmnist_methods" in workflow.needed_by("mnist") and workflow.needed_by("imagenet32") == []
+    monkeypatch.setattr(workflow, "dataset_of", lambda experiment: "imagenet32" if experiment == "bit_flipping"
+                        else None)
+    workflow._check_data()              # synthetic: fine
+    workflow.config = {**workflow.config, "data": {"imagenet32": None}}
+    with pytest.raises(ConfigError, match=r"^imagenet32 is needed by experiment 'bit_flipping' and cannot be "
+                                          r"downloaded: get the 32x32 downsampled ImageNet from image-net\.org.*"
+                                          r"then set data: \{imagenet32: PATH\}"):
+        workflow._check_data()
+    workflow.config["data"] = {"imagenet32": str(root / "nowhere")}
+    with pytest.raises(ConfigError, match=r"^imagenet32 is needed by experiment 'bit_flipping' and cannot be read: "
+                                          r"the path .*nowhere \(data: \{imagenet32: .*nowhere\}\) does not exist"):
+        workflow._check_data()
+    workflow.config["data"] = {"imagenet32": str(root)}
+    workflow._check_data()
+    assert workflow.data_flags("imagenet32") == f"--path {root}"
+    workflow.config["data"] = {"mnist": "synthetic"}
+    with pytest.raises(ConfigError, match=r"data: \{mnist: synthetic\}: mnist has no synthetic source"):
+        workflow._check_data()

@@ -23,6 +23,9 @@ SMOKE = "config/smoke.yaml"
 # One catalog cache (plasticity.workflow.load_catalog) for every copy this test session makes: its entries are keyed
 # by the hash of the library's sources and the runs, so copies with the same sources share them, and a copy whose
 # sources a test edits gets entries of its own. Without it each copy would start the catalog's child process anew.
+# `--config` values that let a paper- or vision-scale DAG build on a machine without the data sets that need an
+# account (Imagenet32, mini-ImageNet): their synthetic stand-ins. For dry runs only.
+WITHOUT_ACCOUNT_DATA = "data={imagenet32: synthetic, mini_imagenet: synthetic}"
 SHARED_CATALOG = Path(tempfile.mkdtemp(prefix="plasticity-catalog-"))
 atexit.register(shutil.rmtree, SHARED_CATALOG, ignore_errors=True)
 

@@ -28,7 +28,7 @@ def mean_and_sem(df: pd.DataFrame, by: str | Sequence[str], value: str = "value"
     return out[["mean", "sem", "n", "n_diverged"]].reset_index()
 
 
-GROUP_KEYS = ["paper", "experiment", "run", "method", "hparams", "x", "x_unit", "metric", "layer"]
+GROUP_KEYS = ["paper", "experiment", "run", "method", "hparams", "synthetic_data", "x", "x_unit", "metric", "layer"]
 
 
 def read_parquets(inputs: list[str]) -> pd.DataFrame:
@@ -63,3 +63,8 @@ def aggregate_files(inputs: list[str], out: str) -> None:
     and write one parquet atomically."""
     stats = aggregate(with_task_metrics(read_parquets(inputs)))
     write_atomically(out, lambda path: stats.to_parquet(path, index=False))
+
+
+def synthetic_experiments(frame: pd.DataFrame) -> list[str]:
+    """The experiments of per-job results or aggregates that trained on synthetic data (any of their rows)."""
+    return sorted(frame.loc[frame["synthetic_data"], "experiment"].unique())

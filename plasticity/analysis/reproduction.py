@@ -21,7 +21,9 @@ A claim's `test` is one of four kinds (a `layer` key, default 0, may be `hidden`
                 e.g. avg_sg) against the paper's number `target`: reproduced when they differ by at most
                 `tolerance` + 2 standard errors.
 Verdict: `reproduced` when the estimate lies on the claimed side by more than 2 standard errors, else `not
-reproduced`; `not run at this scale` when the experiment or run is absent or stops before the claimed point.
+reproduced`; `not run at this scale` when the experiment or run is absent or stops before the claimed point;
+`not applicable (synthetic data)` when the experiment trained on the synthetic stand-in of its data set (random
+images, for tests and CI), whatever its numbers.
 """
 from __future__ import annotations
 
@@ -32,11 +34,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from plasticity.analysis.aggregate import read_parquets
+from plasticity.analysis.aggregate import read_parquets, synthetic_experiments
 from plasticity.analysis.task_metrics import with_task_metrics
 from plasticity.io import write_atomically
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run at this scale"
+SYNTHETIC = "not applicable (synthetic data)"
 MARGIN_SEMS = 2.0
 COLUMNS = {"claim_id": "claim id", "claim": "claim", "paper_value": "paper value", "source": "source",
            "scale": "scale", "our_value": "our value (mean ± sem)", "n_seeds": "n seeds", "verdict": "verdict"}
@@ -205,9 +208,12 @@ def evaluate(claim: dict, runs: Runs) -> tuple[str, str, str]:
 
 def reproduction_table(tidy: pd.DataFrame, claims: list[dict], scale: str) -> pd.DataFrame:
     runs = Runs(tidy)
+    synthetic = synthetic_experiments(tidy)
     rows = []
     for claim in claims:
         our_value, n_seeds, verdict = evaluate(claim, runs)
+        if claim["experiment"] in synthetic:
+            verdict = SYNTHETIC
         rows.append({"claim_id": claim["id"], "claim": claim["claim"], "paper_value": str(claim["paper_value"]),
                      "source": claim["source"], "scale": scale, "our_value": our_value, "n_seeds": n_seeds,
                      "verdict": verdict})
@@ -222,9 +228,14 @@ def load_claims(claims_path: str) -> list[dict]:
 
 def write_reproduction(inputs: list[str], claims_path: str, out_csv: str, out_md: str, scale: str) -> None:
     """Evaluate every claim on the per-job tidy parquets `inputs`; write the table as CSV and Markdown."""
-    table = reproduction_table(with_task_metrics(read_parquets(inputs)), load_claims(claims_path), scale)
+    tidy = with_task_metrics(read_parquets(inputs))
+    table = reproduction_table(tidy, load_claims(claims_path), scale)
+    synthetic = synthetic_experiments(tidy)
+    note = (f"Trained on synthetic data (random stand-in images, no result; verdict `{SYNTHETIC}`): "
+            f"{', '.join(synthetic)}.\n\n" if synthetic else "")
     markdown = (f"# Reproduction of the papers' claims ({scale} scale)\n\n"
                 f"Verdict `{REPRODUCED}`: our estimate lies on the claimed side by more than {MARGIN_SEMS:g} "
-                "standard errors across seeds.\n\n" + table.rename(columns=COLUMNS).to_markdown(index=False) + "\n")
+                "standard errors across seeds.\n\n" + note + table.rename(columns=COLUMNS).to_markdown(index=False)
+                + "\n")
     write_atomically(out_csv, lambda path: table.to_csv(path, index=False))
     write_atomically(out_md, lambda path: Path(path).write_text(markdown))

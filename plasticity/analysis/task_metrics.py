@@ -16,7 +16,7 @@ import pandas as pd
 TASKS_PER_BIN = 50          # the paper's bins (Fig. 1)
 RETRAINED_GROUP = "retrained"
 TASKS_X_UNIT = "epochs"
-RUN_COLUMNS = ["paper", "experiment", "run", "method", "hparams"]
+RUN_COLUMNS = ["paper", "experiment", "run", "method", "hparams", "synthetic_data"]
 
 
 def _is_tasks_accuracy(tidy: pd.DataFrame) -> pd.Series:

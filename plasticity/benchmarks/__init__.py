@@ -125,16 +125,16 @@ def benchmark_shapes(name: str, args: dict) -> tuple[tuple[int, ...], int]:
     return BENCHMARKS[name].shapes(**args)
 
 
-def build_benchmark(name: str, args: dict, seeds: list[int], device: torch.device, mnist_path=None) -> Benchmark:
+def build_benchmark(name: str, args: dict, seeds: list[int], device: torch.device, data_path=None) -> Benchmark:
     check_benchmark_arguments(name, args)
-    return BENCHMARKS[name](seeds, device, mnist_path=mnist_path, **args)
+    return BENCHMARKS[name](seeds, device, data_path=data_path, **args)
 
 
 def check_benchmark_arguments(name: str, args: dict) -> None:
     """ConfigError unless `name` is a registered benchmark taking exactly these arguments (or defaults)."""
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown benchmark {name!r}; valid: {sorted(BENCHMARKS)}")
-    check_arguments(f"argument(s) of benchmark {name!r}", BENCHMARKS[name], args, ("seeds", "device", "mnist_path"))
+    check_arguments(f"argument(s) of benchmark {name!r}", BENCHMARKS[name], args, ("seeds", "device", "data_path"))
 
 
 # Register every module of this package: adding a file needs no edit here (so no rerun of other jobs).

@@ -28,7 +28,7 @@ class BitFlipping(Benchmark):
         return (num_inputs,), cls.out_features
 
     def __init__(self, seeds, device, num_inputs: int = 20, num_flipping_bits: int = 15, flip_every: int = 10_000,
-                 target_width: int = 100, beta: float = 0.7, flip_one: bool = False, mnist_path=None):
+                 target_width: int = 100, beta: float = 0.7, flip_one: bool = False, data_path=None):
         super().__init__(seeds, device)
         self.in_features, self.num_flipping_bits = num_inputs, num_flipping_bits
         self.flip_every, self.flip_one = flip_every, flip_one

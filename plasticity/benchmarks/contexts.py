@@ -77,9 +77,9 @@ class ContextBenchmark:
     sparse_inputs = True
     evaluation_chunk: int | None = None
 
-    def __init__(self, seeds: list[int], device: torch.device, mnist_path=None):
+    def __init__(self, seeds: list[int], device: torch.device, data_path=None):
         self.seeds, self.device = seeds, torch.device(device)
-        self.images, self.labels = self.load(mnist_path)
+        self.images, self.labels = self.load(data_path)
         self.gens = generators(seeds, "data")
         self.context = -1
 
@@ -87,7 +87,7 @@ class ContextBenchmark:
         """({split: images}, {split: labels}) of the data set at `path`: MNIST, each image flattened with the
         extra black pixel."""
         if path is None:
-            raise ConfigError(f"{type(self).__name__} needs MNIST: pass --mnist resources/mnist.npz "
+            raise ConfigError(f"{type(self).__name__} needs MNIST: pass --data resources/mnist.npz "
                               "(made by `snakemake resources/mnist.npz` or `plasticity data mnist`)")
         data = load_mnist(path)
         images = {split: torch.cat([data[f"x_{split}"].reshape(-1, PIXELS),

@@ -17,7 +17,7 @@ import torch
 from plasticity.benchmarks import register
 from plasticity.benchmarks.tasks import Split, Task, TaskBenchmark
 from plasticity.config import ConfigError
-from plasticity.data._standin import load_dataset      # STAND-IN: plasticity.data.load_dataset at merge
+from plasticity.data.vision import load_dataset
 from plasticity.seeding import generator
 
 CLASSES_PER_TASK = 2
@@ -25,27 +25,21 @@ CLASSES_PER_TASK = 2
 
 def _class_images(data: dict[str, torch.Tensor], train_per_class: int,
                   test_per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train (C, train_per_class, 3, H, W), test (C, test_per_class, 3, H, W)) uint8 per class, from the
-    materialised Imagenet32. Assumption (LOP's per-class form, the lead adapts this one function to the data layer):
-    each class's images in dataset order; its first `train_per_class` training images are its training set and its
-    test images are `x_test`'s of that class, or, where `x_test` has none of it (all 700 stored in `x_train`), the
-    `test_per_class` training images after them. Either way no test image is a training image."""
+    """(train (C, train_per_class, 3, H, W), test (C, test_per_class, 3, H, W)) uint8 per class: the first images
+    of each class's x_train and x_test (plasticity.data.datasets splits each class's 700 images 600/100, as LOP),
+    so no test image is a training image."""
     def by_class(x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         order = torch.argsort(y, stable=True)
         counts = torch.bincount(y.long(), minlength=int(y.max()) + 1).tolist()
         return list(torch.split(x[order].permute(0, 3, 1, 2), counts))
 
-    train = by_class(data["x_train"], data["y_train"])
-    test = by_class(data["x_test"], data["y_test"]) if "x_test" in data else []
-    train_sets, test_sets = [], []
-    for c, images in enumerate(train):
-        held_out = test[c] if c < len(test) and len(test[c]) else images[train_per_class:]
-        if len(images) < train_per_class or len(held_out) < test_per_class:
-            raise ConfigError(f"continual_imagenet: class {c} has {len(images)} training and {len(held_out)} test "
-                              f"images; {train_per_class} and {test_per_class} are needed")
-        train_sets.append(images[:train_per_class])
-        test_sets.append(held_out[:test_per_class])
-    return torch.stack(train_sets), torch.stack(test_sets)
+    train, test = by_class(data["x_train"], data["y_train"]), by_class(data["x_test"], data["y_test"])
+    for c, (train_images, test_images) in enumerate(zip(train, test)):
+        if len(train_images) < train_per_class or len(test_images) < test_per_class:
+            raise ConfigError(f"continual_imagenet: class {c} has {len(train_images)} training and "
+                              f"{len(test_images)} test images; {train_per_class} and {test_per_class} are needed")
+    return (torch.stack([images[:train_per_class] for images in train]),
+            torch.stack([images[:test_per_class] for images in test]))
 
 
 @register("continual_imagenet")
@@ -57,12 +51,12 @@ class ContinualImagenet(TaskBenchmark):
     out_features = CLASSES_PER_TASK
 
     def __init__(self, seeds, device, num_tasks: int = 5000, num_classes: int = 1000, train_per_class: int = 600,
-                 test_per_class: int = 100, mnist_path=None):
+                 test_per_class: int = 100, data_path=None):
         super().__init__(seeds, device)
         if num_classes < CLASSES_PER_TASK or num_classes % CLASSES_PER_TASK:
             raise ConfigError(f"continual_imagenet: num_classes {num_classes} must be an even number >= 2")
         self.num_tasks, self.num_classes, self.train_per_class = num_tasks, num_classes, train_per_class
-        train, test = _class_images(load_dataset(self.dataset, mnist_path), train_per_class, test_per_class)
+        train, test = _class_images(load_dataset(self.dataset, data_path), train_per_class, test_per_class)
         if len(train) < num_classes:
             raise ConfigError(f"continual_imagenet: num_classes {num_classes}, but the data hold {len(train)}")
         self.train_images, self.test_images = train[:num_classes].to(self.device), test[:num_classes].to(self.device)

@@ -22,11 +22,10 @@ class DomainCifar100(ImageContextBenchmark):
 
     dataset = "cifar100"
     image_size, out_features = 32, SUPERCLASSES
-    MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
     label_key = "y_{split}_coarse"
 
-    def __init__(self, seeds, device, num_domains: int = 5, augment: bool = True, mnist_path=None):
-        super().__init__(seeds, device, augment, mnist_path)
+    def __init__(self, seeds, device, num_domains: int = 5, augment: bool = True, data_path=None):
+        super().__init__(seeds, device, augment, data_path)
         self.domain_classes = self.fine_classes_per_domain(self.classes["train"], self.labels["train"])
         if not 1 <= num_domains <= len(self.domain_classes):
             raise ConfigError(f"domain_cifar100: num_domains {num_domains} must be between 1 and the "

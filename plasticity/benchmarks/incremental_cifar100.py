@@ -15,41 +15,21 @@ The data stay on the device as uint8; splits are gathered and normalised there, 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from plasticity.benchmarks import register
 from plasticity.benchmarks.tasks import Split, Task, TaskBenchmark
 from plasticity.config import ConfigError
-from plasticity.data._standin import load_dataset      # STAND-IN: plasticity.data.load_dataset at merge
+from plasticity.data.augment import Augmentation
+from plasticity.data.normalisation import normalise
+from plasticity.data.vision import load_dataset
 from plasticity.seeding import generator
 
-MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 TRAINING_IMAGES_PER_CLASS = 500     # CIFAR-100's, for the workflow's estimate of a job's steps
-PAD, MAX_DEGREES = 4, 15.0
 
 
-def _augment(images: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
-    """STAND-IN for the data layer's `plasticity.data.augment` (same semantics; swap at merge). Images (S, B, C, H, W)
-    on any device: per seed, from its own generator (drawn on the CPU), h-flip 0.5, random crop with reflect padding
-    4 (one gather: crop then flip, the same distribution as the reference's flip then crop), rotation U(0°, 15°)
-    about the centre (nearest, zero fill), applied to the whole batch at once."""
-    seeds, batch, channels, height, width = images.shape
-    draws = [(torch.rand(batch, generator=g) < 0.5, torch.randint(0, 2 * PAD + 1, (batch, 2), generator=g),
-              torch.rand(batch, generator=g) * MAX_DEGREES) for g in gens]
-    flip, shift, degrees = (torch.cat(parts).to(images.device) for parts in zip(*draws))
-    x = F.pad(images.flatten(0, 1), (PAD,) * 4, mode="reflect")
-    columns = torch.arange(width, device=images.device)
-    columns = torch.where(flip[:, None], width - 1 - columns, columns) + shift[:, 1:]
-    rows = torch.arange(height, device=images.device) + shift[:, :1]
-    images_index = torch.arange(len(x), device=x.device)[:, None, None, None]
-    channel_index = torch.arange(channels, device=x.device)[:, None, None]
-    x = x[images_index, channel_index, rows[:, None, :, None], columns[:, None, None, :]]
-    angle = torch.deg2rad(degrees)
-    cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-    return x.unflatten(0, (seeds, batch))
+# The reference's training transforms (after normalisation, so rotation fills with 0 in normalised units, as there):
+# RandomHorizontalFlip(), RandomCrop(32, padding=4, padding_mode="reflect"), RandomRotation((0, 15)) (nearest).
+AUGMENTATION = Augmentation(padding=4, padding_mode="reflect", flip=0.5, angles=(0.0, 15.0), interpolation="nearest")
 
 
 def _per_class(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> list[torch.Tensor]:
@@ -67,14 +47,14 @@ class IncrementalCifar100(TaskBenchmark):
     input_shape = (3, 32, 32)
 
     def __init__(self, seeds, device, num_tasks: int = 20, classes_per_task: int = 5, initial_classes: int = 5,
-                 num_classes: int = 100, validation_per_class: int = 50, mnist_path=None):
+                 num_classes: int = 100, validation_per_class: int = 50, data_path=None):
         super().__init__(seeds, device)
         if initial_classes + (num_tasks - 1) * classes_per_task > num_classes:
             raise ConfigError(f"incremental_cifar100: {initial_classes} + {num_tasks - 1} × {classes_per_task} "
                               f"classes exceed num_classes {num_classes}")
         self.num_tasks, self.classes_per_task, self.initial_classes = num_tasks, classes_per_task, initial_classes
         self.out_features = num_classes
-        data = load_dataset(self.dataset, mnist_path)
+        data = load_dataset(self.dataset, data_path)
         train = _per_class(data["x_train"], data["y_train"], num_classes)
         test = _per_class(data["x_test"], data["y_test"], num_classes)
         train_counts, test_counts = {len(images) for images in train}, {len(images) for images in test}
@@ -91,8 +71,6 @@ class IncrementalCifar100(TaskBenchmark):
         self.test_images = stack(test)
         self.class_order = torch.stack([torch.randperm(num_classes, generator=generator(seed, "cifar100:classes"))
                                         for seed in self.seeds])
-        self.mean = torch.tensor(MEAN, device=self.device).view(3, 1, 1)
-        self.std = torch.tensor(STD, device=self.device).view(3, 1, 1)
 
     @classmethod
     def shapes(cls, num_classes: int = 100, **args) -> tuple[tuple[int, ...], int]:
@@ -110,7 +88,7 @@ class IncrementalCifar100(TaskBenchmark):
         if order is not None:
             inputs = torch.stack([x[i] for x, i in zip(inputs, order)])
             labels = torch.gather(labels, 1, order)
-        return Split((inputs.float().div_(255) - self.mean) / self.std, labels)
+        return Split(normalise(inputs.float().div_(255), self.dataset, "dohare2024"), labels)
 
     def task(self, task: int) -> Task:
         seen = self.seen(task)
@@ -132,5 +110,5 @@ class IncrementalCifar100(TaskBenchmark):
         return [(initial_classes + t * classes_per_task) * per_class for t in range(num_tasks)]
 
     def augment(self, inputs: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
-        return _augment(inputs, gens)
+        return AUGMENTATION(inputs, gens)
 

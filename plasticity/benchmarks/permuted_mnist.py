@@ -20,9 +20,9 @@ class PermutedMnist(Benchmark):
     out_features = 10
     stream_attributes = ("permutation", "order", "position")
 
-    def __init__(self, seeds, device, examples_per_task: int = 60_000, mnist_path=None):
+    def __init__(self, seeds, device, examples_per_task: int = 60_000, data_path=None):
         super().__init__(seeds, device)
-        self.images, self.labels = flat_training_set(mnist_path, "permuted_mnist")
+        self.images, self.labels = flat_training_set(data_path, "permuted_mnist")
         self.examples_per_task = examples_per_task
         self.position = 0                                           # examples generated so far
         self.permutation = self.order = None

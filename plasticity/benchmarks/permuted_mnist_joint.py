@@ -22,8 +22,8 @@ SHARED_SEED = 0     # the shared permutations are drawn from this seed's stream 
 class PermutedMnistJoint(ContextBenchmark):
     """Permuted MNIST under joint training: task 1 the identity, later tasks fixed permutations."""
 
-    def __init__(self, seeds, device, num_tasks: int = 3, permutations: str = "shared", mnist_path=None):
-        super().__init__(seeds, device, mnist_path)
+    def __init__(self, seeds, device, num_tasks: int = 3, permutations: str = "shared", data_path=None):
+        super().__init__(seeds, device, data_path)
         if num_tasks < 1:
             raise ConfigError(f"permuted_mnist_joint: num_tasks must be at least 1; got {num_tasks}")
         if permutations not in PERMUTATIONS:

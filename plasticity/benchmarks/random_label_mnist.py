@@ -23,9 +23,9 @@ class RandomLabelMnist(Benchmark):
     out_features = 10
     stream_attributes = ("subset", "labels", "order", "position")
 
-    def __init__(self, seeds, device, images_per_task: int = 1200, epochs_per_task: int = 400, mnist_path=None):
+    def __init__(self, seeds, device, images_per_task: int = 1200, epochs_per_task: int = 400, data_path=None):
         super().__init__(seeds, device)
-        self.images, _ = flat_training_set(mnist_path, "random_label_mnist")
+        self.images, _ = flat_training_set(data_path, "random_label_mnist")
         self.images_per_task, self.epochs_per_task = images_per_task, epochs_per_task
         self.examples_per_task = images_per_task * epochs_per_task
         self.position = 0                       # examples generated so far

@@ -11,8 +11,8 @@ from plasticity.config import ConfigError
 class RotatedMnist(ContextBenchmark):
     """Rotated MNIST under joint training: one task per rotation angle."""
 
-    def __init__(self, seeds, device, angles: tuple = (0, 80, 160), mnist_path=None):
-        super().__init__(seeds, device, mnist_path)
+    def __init__(self, seeds, device, angles: tuple = (0, 80, 160), data_path=None):
+        super().__init__(seeds, device, data_path)
         if not angles:
             raise ConfigError("rotated_mnist: angles must list at least one angle in degrees, e.g. [0, 80, 160]")
         everything = {split: self.labels_in(split, range(10)) for split in ("train", "test")}

@@ -13,9 +13,8 @@ class SplitCifar10(ImageContextBenchmark):
 
     dataset = "cifar10"
     image_size, out_features = 32, 10
-    MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)     # the reference's normalisation
 
     def __init__(self, seeds, device, num_tasks: int = 5, classes_per_task: int = 2, augment: bool = True,
-                 mnist_path=None):
-        super().__init__(seeds, device, augment, mnist_path)
+                 data_path=None):
+        super().__init__(seeds, device, augment, data_path)
         self.tasks = self.class_blocks(num_tasks, classes_per_task, self.out_features)

@@ -1,11 +1,12 @@
 """Split mini-ImageNet under joint training (the stability-gap paper v2, Fig. 3 right): 84×84 images of the
 mini-ImageNet classes in label order, task k holds classes 10(k−1)..10k−1 (5 tasks of 10), context k trains on
 tasks 1..k, with one head over all the tasks' classes (50 outputs). No augmentation, as the paper; the
-normalisation is ImageNet's channel statistics (the paper does not state one)."""
+normalisation is De Lange et al.'s ContinualEvaluation constants for mini-ImageNet (the paper does not state one;
+plasticity.data.normalisation)."""
 from __future__ import annotations
 
 from plasticity.benchmarks import register
-from plasticity.benchmarks.image_contexts import ImageContextBenchmark, _load_npz, _mini_imagenet_split
+from plasticity.benchmarks.image_contexts import ImageContextBenchmark
 
 
 @register("split_mini_imagenet")
@@ -14,16 +15,12 @@ class SplitMiniImagenet(ImageContextBenchmark):
 
     dataset = "mini_imagenet"
     image_size = 84
-    MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
     def __init__(self, seeds, device, num_tasks: int = 5, classes_per_task: int = 10, augment: bool = False,
-                 mnist_path=None):
-        super().__init__(seeds, device, augment, mnist_path)
+                 data_path=None):
+        super().__init__(seeds, device, augment, data_path)
         self.tasks = self.class_blocks(num_tasks, classes_per_task, int(self.classes["train"].max()) + 1)
 
     @classmethod
     def output_count(cls, num_tasks: int = 5, classes_per_task: int = 10, **args) -> int:
         return num_tasks * classes_per_task
-
-    def read(self, path):
-        return _mini_imagenet_split(_load_npz(self.dataset, path))

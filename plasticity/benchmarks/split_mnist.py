@@ -11,8 +11,8 @@ from plasticity.config import ConfigError
 class SplitMnist(ContextBenchmark):
     """Split MNIST under joint training: tasks of digit pairs, cumulative contexts."""
 
-    def __init__(self, seeds, device, num_tasks: int = 5, classes_per_task: int = 2, mnist_path=None):
-        super().__init__(seeds, device, mnist_path)
+    def __init__(self, seeds, device, num_tasks: int = 5, classes_per_task: int = 2, data_path=None):
+        super().__init__(seeds, device, data_path)
         if num_tasks < 1 or classes_per_task < 1 or num_tasks * classes_per_task > 10:
             raise ConfigError(f"split_mnist: num_tasks {num_tasks} x classes_per_task {classes_per_task} must be "
                               "between 1 and the 10 digits")

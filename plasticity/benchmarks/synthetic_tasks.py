@@ -26,7 +26,7 @@ class SyntheticTasks(TaskBenchmark):
 
     def __init__(self, seeds, device, num_tasks: int = 3, classes_per_task: int = 2, num_classes: int = 6,
                  train_per_class: int = 20, test_per_class: int = 10, validation_per_class: int = 0,
-                 noise: float = 1.0, incremental: bool = False, mnist_path=None):
+                 noise: float = 1.0, incremental: bool = False, data_path=None):
         super().__init__(seeds, device)
         if num_tasks * classes_per_task > num_classes:
             raise ConfigError(f"synthetic_tasks: {num_tasks} tasks of {classes_per_task} classes need "

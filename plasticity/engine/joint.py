@@ -117,7 +117,7 @@ class JointRecord:
 
 
 @torch.enable_grad()     # plasticity.engine.job.train, which dispatches here, runs without autograd
-def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True,
+def train_joint(spec: dict, data_path: str | None = None, progress: bool = True,
                 checkpoints: Checkpoints | None = None):
     """Train the joint-protocol job `spec` and return its tidy results, with the checkpoints of
     plasticity.engine.job.train: a step is a training iteration, a task a context, and the examples a checkpoint
@@ -135,7 +135,7 @@ def train_joint(spec: dict, mnist_path: str | None = None, progress: bool = True
         raise ConfigError(f"evaluation tasks {tasks_evaluated!r}; valid: {', '.join(EVALUATED_TASKS)}")
     device = resolve_device(spec["device"])
     torch.set_flush_denormal(True)
-    benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
+    benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, data_path)
     input_shape, outputs = benchmark_shapes(spec["benchmark"], spec["benchmark_args"])
     model = build_model(spec["model"], input_shape, outputs, seeds, "joint").to(device)
     learner = build_learner(spec["method"], model, seeds, spec["hparams"])

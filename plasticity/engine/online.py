@@ -34,7 +34,7 @@ def plain_sgd_hyperparameters(optimizer: torch.optim.Optimizer) -> tuple[float, 
 
 
 @torch.no_grad()
-def train_online(spec: dict, mnist_path: str | None = None, progress: bool = True,
+def train_online(spec: dict, data_path: str | None = None, progress: bool = True,
                  checkpoints: Checkpoints | None = None) -> pd.DataFrame:
     """Train the online-protocol job `spec` (see docs/architecture.md) and return its tidy results.
 
@@ -49,7 +49,7 @@ def train_online(spec: dict, mnist_path: str | None = None, progress: bool = Tru
     # Confident softmax outputs leave subnormal floats in the gradients, which make CPU arithmetic ~50x slower;
     # flushing them to zero changes values below 1.2e-38 only (GPUs flush them in most kernels too).
     torch.set_flush_denormal(True)
-    benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
+    benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, data_path)
     # The MLP's CPU kernels serve every CPU run at batch 1 (whatever its number of seeds, so a seed's numbers never
     # depend on the size of its block); larger batches are BLAS's.
     input_shape, outputs = benchmark_shapes(spec["benchmark"], spec["benchmark_args"])

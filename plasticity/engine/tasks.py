@@ -162,7 +162,7 @@ def keep_best(model: torch.nn.Module, best: dict | None, improved: torch.Tensor)
 
 
 @torch.no_grad()
-def train_tasks(spec: dict, mnist_path: str | None = None, progress: bool = True,
+def train_tasks(spec: dict, data_path: str | None = None, progress: bool = True,
                 checkpoints: Checkpoints | None = None) -> pd.DataFrame:
     """Train the tasks-protocol job `spec` and return its tidy results (x = epochs), with the checkpoints of
     plasticity.engine.job.train: a step is a training batch, a task a task."""
@@ -170,7 +170,7 @@ def train_tasks(spec: dict, mnist_path: str | None = None, progress: bool = True
     seeds, batch_size, epochs = spec["seeds"], spec["batch_size"], spec["epochs_per_task"]
     device = resolve_device(spec["device"])
     torch.set_flush_denormal(True)
-    benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, mnist_path)
+    benchmark = build_benchmark(spec["benchmark"], spec["benchmark_args"], seeds, device, data_path)
     _check(spec, benchmark)
     input_shape, outputs = benchmark_shapes(spec["benchmark"], spec["benchmark_args"])
     model = build_model(spec["model"], input_shape, outputs, seeds, "tasks").to(device)

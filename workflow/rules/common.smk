@@ -6,14 +6,11 @@
 # block of seeds.
 
 import os
-import shlex
 import sys
 
 from plasticity.config import ConfigError
 from plasticity.workflow import CLAIMS_FILE, DATA_FILES, Workflow
 
-
-MNIST_FILE = DATA_FILES["mnist"]
 
 PAPER_TITLES = {
     "dohare2024": "Dohare et al. 2024, Loss of plasticity in deep continual learning",
@@ -59,15 +56,18 @@ def train_inputs(wildcards):
     return _checked(WF.train_inputs, *_job_args(wildcards))
 
 
-def mnist_source_flag():
-    """`--mnist-path PATH` when the scale file names user-supplied MNIST files."""
-    return f"--mnist-path {shlex.quote(config['mnist_path'])}" if config.get("mnist_path") else ""
+def data_flags(dataset):
+    """`plasticity data`'s source option for a data set, from the scale file."""
+    return WF.data_flags(dataset)
 
 
-def train_mnist_flag(wildcards, input):
-    """`--mnist FILE`: the job's materialised data set, whichever it is (the option keeps MNIST's name)."""
-    dataset = WF.dataset_of(wildcards.experiment)
-    return f"--mnist {input[dataset]}" if dataset else ""
+def data_needed_by(dataset):
+    """The experiments of the scale that read a data set, comma-separated (named in its errors)."""
+    return ",".join(WF.needed_by(dataset))
+
+
+def train_data_flag(wildcards, input):
+    return f"--data {input.data}" if "data" in input.keys() else ""
 
 
 def train_checkpoint_flags(wildcards, output):

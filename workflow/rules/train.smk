@@ -9,7 +9,7 @@ rule train:
         provenance="results/runs/{experiment}/{run}/seeds{block}.json",
     params:
         spec=train_spec,
-        mnist=train_mnist_flag,
+        data=train_data_flag,
         checkpoint=train_checkpoint_flags,
     log:
         "logs/train/{experiment}/{run}/seeds{block}.log",
@@ -31,5 +31,5 @@ rule train:
     shell:
         # A job that asks for no GPU runs on the CPU, even where one is visible (device: auto).
         "[ {resources.gpu} -gt 0 ] || [ -n \"{resources.gres}\" ] || export CUDA_VISIBLE_DEVICES=; "
-        "OMP_NUM_THREADS={threads} plasticity train --spec {params.spec:q} --out {output.parquet} {params.mnist}"
+        "OMP_NUM_THREADS={threads} plasticity train --spec {params.spec:q} --out {output.parquet} {params.data}"
         " {params.checkpoint} > {log} 2>&1"
