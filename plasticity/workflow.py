@@ -27,9 +27,9 @@ SCHEMAS = "workflow/schemas"
 CATALOG_CACHE = ".snakemake/plasticity-catalog"
 # The materialised data set each benchmark's `dataset` names (the data rules' outputs).
 DATA_FILES = {"mnist": "resources/mnist.npz", "imagenet32": "resources/imagenet32.npz",
-              "cifar100": "resources/cifar100.npz"}
+              "cifar10": "resources/cifar10.npz", "cifar100": "resources/cifar100.npz"}
 # Host memory a job needs for its data set (MB): the arrays as read and as tensors.
-DATA_MB = {"mnist": 400, "imagenet32": 5000, "cifar100": 600}
+DATA_MB = {"mnist": 400, "imagenet32": 5000, "cifar10": 600, "cifar100": 600}
 # CPU jobs estimated at most this long (minutes requested) are grouped; longer ones are submitted on their own.
 GROUPED_MAX_MINUTES = 60
 
