@@ -26,7 +26,7 @@ class ClassSplitCifar100(EpochTasks):
     stream_attributes = EpochTasks.stream_attributes + ("class_order",)
 
     def __init__(self, seeds, device, classes_per_task: int = 5, images_per_class: int = 500,
-                 epochs_per_task: int = 16, num_classes: int = 100, mnist_path=None):
+                 epochs_per_task: int = 8, num_classes: int = 100, mnist_path=None):
         if not 1 <= classes_per_task <= num_classes:
             raise ConfigError(f"class_split_cifar100: classes_per_task {classes_per_task} must be between 1 and "
                               f"num_classes {num_classes}")
