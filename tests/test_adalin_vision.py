@@ -239,3 +239,47 @@ def test_cifar_experiments_plan_and_a_smoke_job_runs_through_the_cli(cifar10_fil
     accuracy = tidy[tidy["metric"] == "online_accuracy"]
     assert sorted(accuracy["x"].unique()) == [32, 64] and set(accuracy["seed"]) == {0, 1}
     assert {"alpha_median", "dead_units_pct"} <= set(tidy["metric"])
+
+
+def test_cifar_table_columns_and_companion_figures_from_tiny_runs(cifar10_file, cifar100_file, tmp_path):
+    """Tiny runs of ReLU and AdaLin-ReLU (the CNN online; ResNet-18 under the tasks protocol) give the table its
+    CIFAR columns and draw the companion figures, whose captions say the sizes are assumed."""
+    from figures import draw_figure
+    from plasticity.analysis.adalin_table import write_adalin_table
+    from plasticity.analysis.aggregate import aggregate
+    from plasticity.engine.job import train
+    from plasticity.workflow import Workflow
+    config = deep_merge(yaml.safe_load(open("config/config.yaml")), yaml.safe_load(open("config/smoke.yaml")))
+    config["experiments"] = CIFAR_EXPERIMENTS
+    workflow = Workflow(config, ".")
+    tidy = pd.concat([train(json.loads(workflow.train_spec("adalin_random_label_cifar10", run, "0-1")), cifar10_file,
+                            progress=False)
+                      for run in ("adam-activation_relu-lr_0.001", "adam-activation_adalin_relu-lr_0.001")])
+    specs = [json.loads(workflow.train_spec("adalin_incremental_cifar100", run, "0-0")) for run in ("relu", "adalin_relu")]
+    for spec in specs:     # one epoch per task, a validation image per class: the 4 images of each class
+        spec.update(epochs_per_task=1, schedule={"epochs": [0], "factors": [1.0]}, probe={"size": 4})
+        spec["benchmark_args"]["validation_per_class"] = 1
+    tasks = pd.concat([train(spec, cifar100_file, progress=False) for spec in specs])
+    paths = []
+    for name in CIFAR_EXPERIMENTS[:3]:
+        paths.append(tmp_path / f"{name}.parquet")
+        tidy.assign(experiment=name).to_parquet(paths[-1])
+    paths.append(tmp_path / "incremental.parquet")
+    tasks.to_parquet(paths[-1])
+    write_adalin_table([str(p) for p in paths], str(tmp_path / "table"), "test")
+    table = (tmp_path / "table" / "table.md").read_text()
+    for column in ("Random Label CIFAR-10 (Adam)", "Shuffled CIFAR-10 (Adam)", "Class-Split CIFAR-100 (Adam)",
+                   "Class-incremental CIFAR-100 (ResNet-18) (SGD)", "AdaLin-ReLU", "assumed"):
+        assert column in table
+    aggregates = []
+    for path in paths:
+        aggregates.append(tmp_path / f"aggregate-{path.name}")
+        aggregate(pd.read_parquet(path)).to_parquet(aggregates[-1])
+    for figure in ("online_accuracy_cifar", "ablation_cifar", "alpha_cifar", "correlates_cifar",
+                   "incremental_cifar100"):
+        draw_figure(f"adalin2025/{figure}", [str(p) for p in aggregates], str(tmp_path / "f.pdf"),
+                    str(tmp_path / "f.png"), "test")
+        assert (tmp_path / "f.png").stat().st_size > 10_000
+    from figures.adalin2025 import online_accuracy_cifar
+    assert "assumed" in online_accuracy_cifar.caption(
+        {name: pd.read_parquet(path) for name, path in zip(CIFAR_EXPERIMENTS, aggregates)}, "test")
