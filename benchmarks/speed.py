@@ -274,6 +274,19 @@ class PlainSlimResNet18(nn.Module):
         return self.out(F.avg_pool2d(self.blocks(self.stem(x)), 4).flatten(1))
 
 
+class PlainKumarCnn(nn.Module):
+    """Kumar et al.'s CNN in plain torch.nn: two (conv 5×5 16 ch, ReLU, 2×2 max-pool) stages, fc 400→100, 100→100
+    (ReLU) and the output layer."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.convs = nn.ModuleList([nn.Conv2d(3, 16, 5), nn.Conv2d(16, 16, 5)])
+        self.hidden = nn.ModuleList([nn.Linear(16 * 5 * 5, 100), nn.Linear(100, 100)])
+        self.out = nn.Linear(100, classes)
+
+    forward = PlainLopConvNet.forward
+
+
 @dataclass
 class ConvSetting:
     arch: str
@@ -285,6 +298,7 @@ class ConvSetting:
 
 
 LOP_CONVNET = ConvSetting("lop_convnet", 2, 100, dict(lr=0.01, momentum=0.9), PlainLopConvNet)
+KUMAR_CNN = ConvSetting("kumar_cnn", 10, 16, dict(lr=0.01), PlainKumarCnn)
 RESNET18 = ConvSetting("resnet18", 100, 90, dict(lr=0.1, momentum=0.9, weight_decay=5e-4), PlainResNet18)
 
 
@@ -374,6 +388,15 @@ def resnet18(session: Session) -> None:
             conv_case(session, RESNET18, seeds, Schedule(warmup=5, ours=10, plain=10 * seeds, rounds=3), None)
     else:
         conv_case(session, RESNET18, 1, Schedule(warmup=1, ours=1, plain=1, rounds=2), None)
+
+
+@case("random_label_cifar10", "AdaLin's CIFAR benchmarks' training step: the engine on 10 seeds of kumar_cnn at batch "
+                              "16 (SGD) vs one plain nn.Module (measured, no target)")
+def random_label_cifar10(session: Session) -> None:
+    torch.set_flush_denormal(True)
+    schedule = Schedule(warmup=20, ours=100, plain=300, rounds=3) if session.cuda else \
+        Schedule(warmup=5, ours=20, plain=100, rounds=3)
+    conv_case(session, KUMAR_CNN, 10, schedule, None)
 
 
 # --- the vision figures: ours against a reference-style loop, and what a figure costs at paper scale ----------------

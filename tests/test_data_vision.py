@@ -398,10 +398,13 @@ def test_snakemake_data_rules_stop_on_a_wrong_checksum_and_a_truncated_file(work
                        "--configfile", scale, check=False)
     assert result.returncode != 0
     cifar_log = (workdir / "logs/data/cifar10.log").read_text()
-    assert "cifar10 cannot be read from" in cifar_log and "not the official one" in cifar_log
+    # the rule names the experiments that need the data set (the smoke scale's)
+    assert "cifar10 is needed by experiments 'ngm_split_cifar10'" in cifar_log and "cannot be read from" in cifar_log
+    assert "not the official one" in cifar_log
     assert import_torchvision().datasets.CIFAR10.tgz_md5 in cifar_log and "data: {cifar10: PATH}" in cifar_log
     mini_log = (workdir / "logs/data/mini_imagenet.log").read_text()
-    assert "mini_imagenet cannot be read from" in mini_log and "truncated" in mini_log
+    assert "mini_imagenet is needed by experiment 'ngm_split_mini_imagenet' and cannot be read from" in mini_log
+    assert "truncated" in mini_log
     assert "data: {mini_imagenet: PATH}" in mini_log and "Traceback" not in cifar_log + mini_log
     assert not (workdir / "resources/cifar10.npz").exists() and not (workdir / "resources/mini_imagenet.npz").exists()
 

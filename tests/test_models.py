@@ -288,8 +288,8 @@ def test_too_small_inputs_are_config_errors_naming_the_shape():
         build("slim_resnet18", shape=(3, 16, 16))
     with pytest.raises(ConfigError, match="channels, height, width"):
         build("kumar_cnn", shape=(784,))
-    with pytest.raises(ConfigError, match="crelu"):
-        build("kumar_cnn", activation="crelu")
+    with pytest.raises(ConfigError, match="crelu"):      # the plain conv nets take it (parameter-matched), not ResNets
+        build("slim_resnet18", activation="crelu")
 
 
 # --- init ----------------------------------------------------------------------------------------------------------

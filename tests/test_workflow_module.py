@@ -76,28 +76,28 @@ def test_catalog_answer_is_cached_by_the_sources(root, smoke):
     assert list((root / ".snakemake/plasticity-catalog").glob("*.json")) == cached
 
 
-def test_data_sources_from_the_scale_file(root, monkeypatch):
+def test_data_sources_from_the_scale_file(root):
     """The smoke scale's vision sets are synthetic; a path that does not exist, or a set an experiment needs with no
-    path and no download, stops with the data set's one message (a benchmark reading imagenet32 stands in for
-    the vision experiments to come)."""
+    path and no download, stops with the data set's one message."""
     workflow = Workflow(scale(root), root)
     assert workflow.data_flags("cifar10") == "--synthetic" and workflow.data_flags("mnist") == ""
-    assert "pmnist_methods" in workflow.needed_by("mnist") and workflow.needed_by("imagenet32") == []
-    monkeypatch.setattr(workflow, "dataset_of", lambda experiment: "imagenet32" if experiment == "bit_flipping"
-                        else None)
+    assert "pmnist_methods" in workflow.needed_by("mnist")
+    assert workflow.needed_by("imagenet32") == ["imagenet_step_size", "imagenet_methods"]
     workflow._check_data()              # synthetic: fine
-    workflow.config = {**workflow.config, "data": {"imagenet32": None}}
-    with pytest.raises(ConfigError, match=r"^imagenet32 is needed by experiment 'bit_flipping' and cannot be "
+    smoke_data = workflow.config["data"]
+    workflow.config = {**workflow.config, "data": {**smoke_data, "imagenet32": None}}
+    needers = r"experiments 'imagenet_step_size', 'imagenet_methods' and"
+    with pytest.raises(ConfigError, match=rf"^imagenet32 is needed by {needers} cannot be "
                                           r"downloaded: get the 32x32 downsampled ImageNet from image-net\.org.*"
                                           r"then set data: \{imagenet32: PATH\}"):
         workflow._check_data()
-    workflow.config["data"] = {"imagenet32": str(root / "nowhere")}
-    with pytest.raises(ConfigError, match=r"^imagenet32 is needed by experiment 'bit_flipping' and cannot be read: "
+    workflow.config["data"] = {**smoke_data, "imagenet32": str(root / "nowhere")}
+    with pytest.raises(ConfigError, match=rf"^imagenet32 is needed by {needers} cannot be read: "
                                           r"the path .*nowhere \(data: \{imagenet32: .*nowhere\}\) does not exist"):
         workflow._check_data()
-    workflow.config["data"] = {"imagenet32": str(root)}
+    workflow.config["data"] = {**smoke_data, "imagenet32": str(root)}
     workflow._check_data()
     assert workflow.data_flags("imagenet32") == f"--path {root}"
-    workflow.config["data"] = {"mnist": "synthetic"}
+    workflow.config["data"] = {**smoke_data, "mnist": "synthetic"}
     with pytest.raises(ConfigError, match=r"data: \{mnist: synthetic\}: mnist has no synthetic source"):
         workflow._check_data()

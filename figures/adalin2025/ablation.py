@@ -15,17 +15,22 @@ VARIANTS = ["adalin_relu", "adalin_layer_relu", "relu", "adalin_tanh", "adalin_l
 
 
 def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
-    fig = Figure(figsize=(13, 4.5))
-    axes = fig.subplots(1, len(EXPERIMENTS))
-    for ax, experiment in zip(axes, EXPERIMENTS):
+    return panels(aggregates, EXPERIMENTS, TITLE)
+
+
+def panels(aggregates: dict[str, pd.DataFrame], experiments: list[str], title: str) -> Figure:
+    """The figure for `experiments` (one row, or column, each): the MNIST ones or the CIFAR companion's."""
+    fig = Figure(figsize=(6.5 * len(experiments), 4.5))
+    axes = fig.subplots(1, len(experiments))
+    for ax, experiment in zip(axes, experiments):
         runs = _adalin.adam_runs(aggregates[experiment])
         _adalin.plot_variants(ax, runs, VARIANTS, "online_accuracy", _style.PERCENT)
         _style.label_axes(ax, _adalin.BENCHMARK_LABELS[experiment], "task", "online accuracy (%)")
-    fig.suptitle(TITLE)
+    fig.suptitle(title)
     return fig
 
 
-def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
+def caption(aggregates: dict[str, pd.DataFrame], scale: str, experiments: list[str] = EXPERIMENTS) -> str:
     return _style.caption(aggregates, scale, "AdaLin with one learnable α per neuron against one α per layer "
                           "(same initialisation U[0, 1)), Adam at learning rate 1e-3. " + _adalin.ONLINE_ACCURACY
-                          + " " + _adalin.PROTOCOL_NOTE)
+                          + " " + _adalin.protocol_note(experiments))

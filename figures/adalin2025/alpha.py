@@ -14,9 +14,14 @@ VARIANTS = ["adalin_relu", "adalin_tanh", "adalin_gelu"]
 
 
 def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
-    fig = Figure(figsize=(13, 8))
-    axes = fig.subplots(len(EXPERIMENTS), len(VARIANTS), squeeze=False, sharey="row")
-    for row, experiment in zip(axes, EXPERIMENTS):
+    return panels(aggregates, EXPERIMENTS, TITLE)
+
+
+def panels(aggregates: dict[str, pd.DataFrame], experiments: list[str], title: str) -> Figure:
+    """The figure for `experiments` (one row, or column, each): the MNIST ones or the CIFAR companion's."""
+    fig = Figure(figsize=(13, 4 * len(experiments)))
+    axes = fig.subplots(len(experiments), len(VARIANTS), squeeze=False, sharey="row")
+    for row, experiment in zip(axes, experiments):
         runs = _adalin.adam_runs(aggregates[experiment])
         for ax, name in zip(row, VARIANTS):
             curves = runs[runs["variant"] == name]
@@ -31,12 +36,12 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
                                 linewidth=0, label=f"layer {layer} 10–90%")
             _style.label_axes(ax, f"{_adalin.BENCHMARK_LABELS[experiment]}: {_adalin.label(name)}", "task",
                               "α", legend=ax is row[0])
-    fig.suptitle(TITLE)
+    fig.suptitle(title)
     return fig
 
 
-def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
+def caption(aggregates: dict[str, pd.DataFrame], scale: str, experiments: list[str] = EXPERIMENTS) -> str:
     return _style.caption(aggregates, scale, "The learned α of each hidden layer at the start of each task "
-                          "(initialised U[0, 1)). Adam at learning rate 1e-3. " + _adalin.PROTOCOL_NOTE,
+                          "(initialised U[0, 1)). Adam at learning rate 1e-3. " + _adalin.protocol_note(experiments),
                           bands="Lines: per seed, the median of α over the layer's neurons; bands: its 10th to 90th "
                           "percentiles; each averaged across seeds.")

@@ -18,9 +18,14 @@ BASELINE_PANEL = ["adalin_relu", "relu", "leaky_relu", "prelu", "crelu", "l2", "
 
 
 def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
-    fig = Figure(figsize=(13, 8))
-    axes = fig.subplots(len(EXPERIMENTS), 2, squeeze=False)
-    for row, experiment in zip(axes, EXPERIMENTS):
+    return panels(aggregates, EXPERIMENTS, TITLE)
+
+
+def panels(aggregates: dict[str, pd.DataFrame], experiments: list[str], title: str) -> Figure:
+    """The figure for `experiments` (one row, or column, each): the MNIST ones or the CIFAR companion's."""
+    fig = Figure(figsize=(13, 4 * len(experiments)))
+    axes = fig.subplots(len(experiments), 2, squeeze=False)
+    for row, experiment in zip(axes, experiments):
         runs = _adalin.adam_runs(aggregates[experiment])
         title = _adalin.BENCHMARK_LABELS[experiment]
         _adalin.plot_variants(row[0], runs, ACTIVATION_PANEL, "online_accuracy", _style.PERCENT,
@@ -29,11 +34,11 @@ def draw(aggregates: dict[str, pd.DataFrame], scale: str) -> Figure:
                               _style.PERCENT, styles={"adalin_relu": {"color": "black"}})
         _style.label_axes(row[0], f"{title}: AdaLin vs its plain activation", "task", "online accuracy (%)")
         _style.label_axes(row[1], f"{title}: AdaLin-ReLU vs baselines", "task", "online accuracy (%)")
-    fig.suptitle(TITLE)
+    fig.suptitle(title)
     return fig
 
 
-def caption(aggregates: dict[str, pd.DataFrame], scale: str) -> str:
+def caption(aggregates: dict[str, pd.DataFrame], scale: str, experiments: list[str] = EXPERIMENTS) -> str:
     return _style.caption(aggregates, scale, "Average online accuracy of each task, Adam at learning rate 1e-3. "
-                          "AdaLin: f(x) = φ(x) + α·x·sg[cos(π/2·|φ'(x)|/L)], one α per neuron. "
-                          + _adalin.OTHERS_NOTE + " " + _adalin.ONLINE_ACCURACY + " " + _adalin.PROTOCOL_NOTE)
+                          "AdaLin: f(x) = φ(x) + α·x·sg[cos(π/2·|φ'(x)|/L)], one α per neuron (per channel on feature maps). "
+                          + _adalin.OTHERS_NOTE + " " + _adalin.ONLINE_ACCURACY + " " + _adalin.protocol_note(experiments))

@@ -23,12 +23,13 @@ def image_shape(input_shape: tuple[int, ...], arch: str) -> tuple[int, int, int]
     return tuple(input_shape)
 
 
-def hidden_activations(name: str, units: list[int], seeds: list[int]) -> nn.ModuleList:
+def hidden_activations(name: str, units: list[int], seeds: list[int], expanding: bool = False) -> nn.ModuleList:
     """One activation module per unit layer (its parameters per seed and per unit, or per channel of a map),
-    drawn from each seed's "activation" stream in layer order."""
-    if build_activation(name, 1).expansion != 1:
-        raise ConfigError(f"activation {name!r} changes the number of features; the vision networks need one "
-                          "output per unit or channel")
+    drawn from each seed's "activation" stream in layer order. `expanding`: the network sizes its layers for an
+    activation with more outputs than units (CReLU; the plain conv nets do, the ResNets' residual sums cannot)."""
+    if build_activation(name, 1).expansion != 1 and not expanding:
+        raise ConfigError(f"activation {name!r} changes the number of features; this network needs one "
+                          "output per unit or channel (CReLU runs on the plain conv nets, e.g. kumar_cnn)")
     gens = generators(seeds, "activation")
     return nn.ModuleList(build_activation(name, count, gens) for count in units)
 
