@@ -162,8 +162,9 @@ def _experiment_notes(name: str, aggregate: pd.DataFrame, paper: dict) -> tuple[
     deviates = seeds < paper["seeds"] or shorter
     for column in sorted(set().union(*ours)):
         if _setting_values(ours, column) != _setting_values(theirs, column):
+            paper_values = _setting_values(theirs, column)
             notes.append(f"{column.split('.', 1)[1]} {_values(_setting_values(ours, column))} instead of "
-                         f"{_values(_setting_values(theirs, column))}")
+                         f"{_values(paper_values) if paper_values else 'the default'}")
             deviates = True
     diverged = select(runs, {"metric": "diverged"})
     final = diverged[diverged["x"] == diverged.groupby("run")["x"].transform("max")]

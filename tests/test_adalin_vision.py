@@ -251,7 +251,7 @@ def test_cifar_table_columns_and_companion_figures_from_tiny_runs(cifar10_file, 
     tidy = pd.concat([train(json.loads(workflow.train_spec("adalin_random_label_cifar10", run, "0-1")), cifar10_file,
                             progress=False)
                       for run in ("adam-activation_relu-lr_0.001", "adam-activation_adalin_relu-lr_0.001")])
-    specs = [json.loads(workflow.train_spec("adalin_incremental_cifar100", run, "0-0")) for run in ("relu", "adalin_relu")]
+    specs = [json.loads(workflow.train_spec("adalin_incremental_cifar100", run, "0-1")) for run in ("relu", "adalin_relu")]
     for spec in specs:     # one epoch per task, a validation image per class: the 4 images of each class
         spec.update(epochs_per_task=1, schedule={"epochs": [0], "factors": [1.0]}, probe={"size": 4})
         spec["benchmark_args"]["validation_per_class"] = 1

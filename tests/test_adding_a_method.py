@@ -1,8 +1,8 @@
 """README, "Adding a method", followed step by step on a copy of the smoke run (workflow, library and results).
 
 A method file `my_sgd` (plain SGD under another name) and a run `my_method` of it in three experiments of
-config/experiments.yaml (one of each paper; AdaLin's two experiments share their runs, so both get it). Only the
-new jobs and what depends on them run; the new run is then drawn in every figure of its experiments that compares
+config/experiments.yaml (one of each paper; AdaLin's MNIST and CIFAR experiments share their runs, so all get it).
+Only the new jobs and what depends on them run; the new run is then drawn in every figure of its experiments that compares
 runs (EVERY_RUN), by its run id, and is a row of its papers' tables; a claim about it, added to config/claims.yaml,
 is a row of the reproduction table (the paper's claims do not name it, so without one it is not there).
 """
@@ -33,7 +33,9 @@ def build(model, seeds, lr: float) -> Learner:
 '''
 RUN = "    my_method: {method: my_sgd, hparams: {lr: 0.01}}\n"
 EXPERIMENTS = ["pmnist_methods", "ngm_split_mnist", "adalin_pmnist"]
-WITH_RUN = EXPERIMENTS + ["adalin_random_label_mnist"]     # (its runs are adalin_pmnist's: a YAML anchor)
+# AdaLin's other experiments take adalin_pmnist's runs (a YAML anchor), so they get the run too
+WITH_RUN = EXPERIMENTS + ["adalin_random_label_mnist", "adalin_random_label_cifar10", "adalin_shuffled_cifar10",
+                          "adalin_class_split_cifar100"]
 CLAIM = """
 - id: my_method_beats_bp
   claim: My method keeps a higher online accuracy than BP on permuted MNIST.
@@ -98,8 +100,8 @@ def test_the_papers_tables_have_a_row_of_it(added):
         assert rows.loc[rows["run"] == "my_method", ["experiment", "method"]].values.tolist() == [
             ["ngm_split_mnist", "my_method"]]
     rows = pd.read_csv(added / "results/tables/adalin2025/table.csv")
-    assert sorted(rows.loc[rows["variant"] == "my_method", "experiment"]) == ["adalin_pmnist",
-                                                                              "adalin_random_label_mnist"]
+    assert sorted(rows.loc[rows["variant"] == "my_method", "experiment"]) == sorted(
+        name for name in WITH_RUN if name.startswith("adalin_"))
     assert "| my_method " in (added / "results/tables/adalin2025/table.md").read_text()
 
 

@@ -122,8 +122,9 @@ def test_unknown_method_and_hyperparameter_are_clear_errors():
     model = SeedMLP(2, 1, width=3, depth=1, activation_name="relu", seeds=[0])
     with pytest.raises(ConfigError, match=r"unknown method 'sgdd'; valid: \['adam', 'bp', 'cbp'"):
         build_learner("sgdd", model, [0], {"lr": 0.1})
-    with pytest.raises(ConfigError, match=r"unknown hyperparameter\(s\) of method 'bp' \['momentum'\]; valid: lr"):
-        build_learner("bp", model, [0], {"lr": 0.1, "momentum": 0.9})
+    with pytest.raises(ConfigError, match=r"unknown hyperparameter\(s\) of method 'bp' \['nesterov'\]; valid: lr, "
+                                          r"momentum"):
+        build_learner("bp", model, [0], {"lr": 0.1, "nesterov": True})
 
 
 def test_unknown_benchmark_is_a_clear_error():

@@ -282,7 +282,7 @@ def test_experiments_plan_and_a_smoke_job_runs_through_the_cli(imagenet_file, tm
     assert workflow._steps("imagenet_methods", "cbp") == 3 * 2 * 2
     spec = json.loads(workflow.train_spec("imagenet_methods", "cbp", "0-1"))
     assert spec["reset_head"] == "zero" and spec["hparams"]["momentum"] == 0.9
-    head_reset = json.loads(workflow.train_spec("incremental_cifar100", "head_reset", "0-0"))
+    head_reset = json.loads(workflow.train_spec("incremental_cifar100", "head_reset", "0-1"))
     assert head_reset["reset_head"] == "init" and "reset_network" not in head_reset
     spec["benchmark_args"].update(num_classes=6, train_per_class=7, test_per_class=3)
     out = tmp_path / "job.parquet"

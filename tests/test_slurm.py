@@ -337,11 +337,14 @@ def test_gpu_resources_of_an_experiment_reach_slurm(tmp_path):
         "pmnist_methods": {"resources": {"gres": "gpu:h100:1", "max_runtime": 60}}}}}))
     expected = {"pmnist_step_size": ("1", None, ""), "pmnist_rate": ("1", None, ""),
                 "pmnist_width": ("2", "a100", ""), "pmnist_methods": ("0", None, "gpu:h100:1")}
+    protocol = load_protocol(workdir / "config/experiments.yaml")
     jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale), "--config", WITHOUT_ACCOUNT_DATA)
     for experiment, resources, grouped in jobs:
-        gpus = expected.get(experiment, ("0", None, ""))  # the other experiments are CPU jobs
+        # the other experiments: their protocol's GPUs (the vision ones 1, the rest CPU jobs)
+        own = str((protocol[experiment].get("resources") or {}).get("gpu", 0))
+        gpus = expected.get(experiment, (own, None, ""))
         assert (resources["gpu"], resources.get("gpu_model"), resources["gres"]) == gpus, experiment
-        assert grouped == (experiment not in expected and int(resources["runtime"]) <= 60), experiment
+        assert grouped == (gpus[0] == "0" and not gpus[2] and int(resources["runtime"]) <= 60), experiment
     assert {resources["runtime"] for experiment, resources, _ in jobs if experiment == "pmnist_methods"} == {"60"}
     cpu = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale), "--config", "device=cpu",
                             WITHOUT_ACCOUNT_DATA)

@@ -105,7 +105,10 @@ def test_edited_method_source_reruns_only_that_methods_jobs(smoke_run):
     with edited(smoke_run / "plasticity/methods/cbp.py", lambda text: text + "\n# an edit\n"):
         jobs = dry_run(smoke_run)
     expected = {key for key, method in smoke_jobs(smoke_run).items() if method == "cbp"}
-    assert {key[0] for key in expected} == {"bit_flipping", "pmnist_methods", "ngm_split_mnist"}
+    assert {key[0] for key in expected} == {"bit_flipping", "pmnist_methods", "ngm_split_mnist", "imagenet_methods",
+                                            "incremental_cifar100", "adalin_random_label_cifar10",
+                                            "adalin_shuffled_cifar10", "adalin_class_split_cifar100",
+                                            "adalin_incremental_cifar100"}
     assert_reruns_exactly(jobs, expected)
 
 
@@ -113,7 +116,8 @@ def test_edited_joint_protocol_source_reruns_only_joint_jobs(smoke_run):
     with edited(smoke_run / "plasticity/engine/joint.py", lambda text: text + "\n# an edit\n"):
         jobs = dry_run(smoke_run)
     expected = {key for key in smoke_jobs(smoke_run) if key[0].startswith("ngm_")}
-    assert {key[0] for key in expected} == {"ngm_split_mnist", "ngm_rotated_mnist", "ngm_permuted_mnist"}
+    assert {key[0] for key in expected} == {"ngm_split_mnist", "ngm_rotated_mnist", "ngm_permuted_mnist",
+                                            "ngm_split_cifar10", "ngm_domain_cifar100", "ngm_split_mini_imagenet"}
     assert_reruns_exactly(jobs, expected)
 
 
@@ -153,8 +157,8 @@ def test_other_scales_dry_run(workflow_copy, configfile):
 
 def test_one_stability_gap_figure_target(workflow_copy):
     result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/ngm2025/fig3.pdf")
-    assert "ngm_split_mnist" in result.stdout and "ngm_rotated_mnist" not in result.stdout
-    assert "bit_flipping" not in result.stdout
+    assert "results/runs/ngm_split_mnist/" in result.stdout and "results/runs/ngm_rotated_mnist/" not in result.stdout
+    assert "results/runs/bit_flipping/" not in result.stdout
     result = snakemake(workflow_copy, "-n", "--cores", "2", "results/figures/ngm2025/fig2.pdf")
     assert set(re.findall(r"^(?:local)?rule (\w+):$", result.stdout, re.MULTILINE)) == {"figure"}
 
