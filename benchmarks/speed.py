@@ -236,42 +236,36 @@ class PlainBasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(inner)) + self.shortcut(x))
 
 
-class PlainResNet18(nn.Module):
-    """Dohare et al.'s CIFAR ResNet-18 in plain torch.nn: torchvision's with a 3×3 stride-1 stem conv with bias,
-    no max-pool, stages of 64/128/256/512 channels, global average pooling and the output layer."""
+class PlainResNet(nn.Module):
+    """torchvision's ResNet-18 layout in plain torch.nn with a 3×3 stride-1 stem conv and no max-pool: BasicBlocks
+    [2, 2, 2, 2] of `widths` channels (strides 1, 2, 2, 2), `pool` of the last maps, flattened, the output layer."""
 
-    def __init__(self, classes: int):
+    def __init__(self, widths: tuple[int, ...], classes: int, bias: bool,
+                 pool: Callable[[torch.Tensor], torch.Tensor]):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1), nn.BatchNorm2d(64), nn.ReLU())
-        blocks, in_channels = [], 64
-        for stage, channels in enumerate((64, 128, 256, 512)):
-            stride = 2 if stage else 1
-            blocks += [PlainBasicBlock(in_channels, channels, stride), PlainBasicBlock(channels, channels, 1)]
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=bias), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        blocks, in_channels = [], widths[0]
+        for stage, channels in enumerate(widths):
+            blocks += [PlainBasicBlock(in_channels, channels, 2 if stage else 1, bias=bias),
+                       PlainBasicBlock(channels, channels, 1, bias=bias)]
             in_channels = channels
         self.blocks = nn.Sequential(*blocks)
-        self.out = nn.Linear(512, classes)
+        self.pool = pool
+        self.out = nn.Linear(widths[-1], classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+        return self.out(self.pool(self.blocks(self.stem(x))).flatten(1))
 
 
-class PlainSlimResNet18(nn.Module):
-    """De Lange et al.'s slim ResNet-18 (nf 20) in plain torch.nn: bias-free convs, stages of 20/40/80/160 channels,
-    4×4 average pooling, a 10-way linear head."""
+def PlainResNet18(classes: int) -> PlainResNet:
+    """Dohare et al.'s CIFAR ResNet-18: stages of 64/128/256/512 channels, biased convs, global average pooling."""
+    return PlainResNet((64, 128, 256, 512), classes, bias=True, pool=lambda x: F.adaptive_avg_pool2d(x, 1))
 
-    def __init__(self, classes: int = 10):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 20, 3, 1, 1, bias=False), nn.BatchNorm2d(20), nn.ReLU())
-        blocks, in_channels = [], 20
-        for stage, channels in enumerate((20, 40, 80, 160)):
-            blocks += [PlainBasicBlock(in_channels, channels, 2 if stage else 1, bias=False),
-                       PlainBasicBlock(channels, channels, 1, bias=False)]
-            in_channels = channels
-        self.blocks = nn.Sequential(*blocks)
-        self.out = nn.Linear(160, classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(F.avg_pool2d(self.blocks(self.stem(x)), 4).flatten(1))
+def PlainSlimResNet18(classes: int = 10) -> PlainResNet:
+    """De Lange et al.'s slim ResNet-18 (nf 20): stages of 20/40/80/160 channels, bias-free convs, 4×4 average
+    pooling."""
+    return PlainResNet((20, 40, 80, 160), classes, bias=False, pool=lambda x: F.avg_pool2d(x, 4))
 
 
 class PlainKumarCnn(nn.Module):
@@ -420,7 +414,8 @@ def cifar_plain_step(device: torch.device) -> Callable[[], None]:
     transforms = import_torchvision().transforms
     mean, std = NORMALISATION["cifar100", "dohare2024"]
     augment = transforms.Compose([transforms.ConvertImageDtype(torch.float), transforms.Normalize(mean, std),
-                                  transforms.RandomHorizontalFlip(), transforms.RandomCrop(32, 4, padding_mode="reflect"),
+                                  transforms.RandomHorizontalFlip(),
+                                  transforms.RandomCrop(32, 4, padding_mode="reflect"),
                                   transforms.RandomRotation((0, 15))])
     images = torch.randint(0, 256, (900, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, RESNET18.classes, (900,))

@@ -61,10 +61,6 @@ class ContinualImagenet(TaskBenchmark):
             raise ConfigError(f"continual_imagenet: num_classes {num_classes}, but the data hold {len(train)}")
         self.train_images, self.test_images = train[:num_classes].to(self.device), test[:num_classes].to(self.device)
 
-    @classmethod
-    def shapes(cls, **args) -> tuple[tuple[int, ...], int]:
-        return cls.input_shape, cls.out_features
-
     @property
     def tasks_per_permutation(self) -> int:
         return self.num_classes // CLASSES_PER_TASK
