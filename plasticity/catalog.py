@@ -144,20 +144,22 @@ def run_sources(run: dict) -> list[str]:
 
 
 def answer(request: dict) -> dict:
-    """The workflow's request {"runs": {key: run}} answered: the registries, the figures, each run's sources and
-    multiply-accumulates per example, the training-set size of each task of a tasks-protocol run, and the first error of any run as {"run": key, "message": ...} (or null)."""
-    error, sources, macs, task_examples = None, {}, {}, {}
+    """The workflow's request {"runs": {key: run}, "registries": bool} answered: the registries and the figures
+    (if asked for), and for each run up to the first bad one its sources, multiply-accumulates per example and,
+    under the tasks protocol, the training-set size of each task; the first bad run as {"run": key, "message": ...}
+    (or null)."""
+    error, checked = None, {}
     for key, run in request["runs"].items():
         try:
-            macs[key] = check_run(run)
+            macs = check_run(run)
         except ConfigError as problem:
             error = {"run": key, "message": str(problem)}
             break
-        sources[key] = run_sources(run)
+        checked[key] = {"sources": run_sources(run), "macs": macs}
         if run["protocol"] == "tasks":
-            task_examples[key] = BENCHMARKS[run["benchmark"]].planned_train_examples(**run["benchmark_args"])
-    return {**registries(), "figures": figures(), "sources": sources, "macs": macs, "task_examples": task_examples,
-            "error": error}
+            checked[key]["task_examples"] = BENCHMARKS[run["benchmark"]].planned_train_examples(**run["benchmark_args"])
+    registries_and_figures = {**registries(), "figures": figures()} if request.get("registries", True) else None
+    return {"registries": registries_and_figures, "runs": checked, "error": error}
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ jobs, their specs, inputs and resource requests. `workflow/rules/common.smk` is 
 
 Nothing here imports torch: what the library holds (registries, the source files of each run, a check that each
 run's method, benchmark and model fit together) comes from `python -m plasticity.catalog` in a child process,
-cached under `.snakemake/` by the hash of the library's sources and the runs asked about, so a DAG rebuilt with
-unchanged code imports no torch at all.
+cached under `.snakemake/` by the hash of the library's sources and by run, so a DAG rebuilt with unchanged code
+and runs imports no torch at all.
 """
 from __future__ import annotations
 
@@ -62,24 +62,49 @@ def library_hash(root: Path) -> str:
 
 
 def load_catalog(root: Path, runs: dict[str, dict]) -> dict:
-    """plasticity.catalog's answer for these runs (registries, figures, each run's sources, the first bad run),
-    from the cache when neither the library nor the runs changed."""
-    request = canonical_json({"runs": runs})
-    key = hashlib.sha256((library_hash(root) + request).encode()).hexdigest()[:32]
-    cached = root / CATALOG_CACHE / f"{key}.json"
-    if cached.exists():
-        return json.loads(cached.read_text())
+    """plasticity.catalog's answer for these runs (registries, figures, each run's sources, the first bad run).
+
+    Cached per library version (the hash of its sources) in two parts: the registries, and each run's check by
+    the run itself. So a DAG rebuilt with unchanged code and runs starts no child process, and one whose scale
+    changed a few runs checks only those (a check builds the run's model: torch, in a child process). Only runs
+    that passed are cached: a bad run is checked, and named, again."""
+    folder = root / CATALOG_CACHE / library_hash(root)[:32]
+    registries_file = folder / "registries.json"
+    run_files = {key: folder / "runs" / f"{hashlib.sha256(canonical_json(run).encode()).hexdigest()[:32]}.json"
+                 for key, run in runs.items()}
+    unchecked = {key: run for key, run in runs.items() if not run_files[key].exists()}
+    error = None
+    if unchecked or not registries_file.exists():
+        answer = _ask_catalog(root, {"runs": unchecked, "registries": not registries_file.exists()})
+        if answer["registries"] is not None:
+            _write_json(registries_file, answer["registries"])
+        for key, checked in answer["runs"].items():
+            _write_json(run_files[key], checked)
+        error = answer["error"]
+    catalog = {**json.loads(registries_file.read_text()), "sources": {}, "macs": {}, "task_examples": {},
+               "error": error}
+    for key in runs:
+        if run_files[key].exists():
+            for field, value in json.loads(run_files[key].read_text()).items():
+                catalog[field][key] = value
+    return catalog
+
+
+def _ask_catalog(root: Path, request: dict) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-m", "plasticity.catalog"], input=request, capture_output=True,
-                            text=True, cwd=root, env=env)
+    result = subprocess.run([sys.executable, "-m", "plasticity.catalog"], input=canonical_json(request),
+                            capture_output=True, text=True, cwd=root, env=env)
     if result.returncode != 0:
         raise ConfigError(f"the library could not be loaded to check the runs: {result.stderr.strip()[-2000:]}")
-    answer = json.loads(result.stdout)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cached.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(result.stdout)
-    os.replace(temporary, cached)
-    return answer
+    return json.loads(result.stdout)
+
+
+def _write_json(path: Path, value) -> None:
+    """Atomically: a reader never sees part of an entry (several Snakemake processes may build the DAG at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(value))
+    os.replace(temporary, path)
 
 
 class Workflow:

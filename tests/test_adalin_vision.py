@@ -220,7 +220,7 @@ def test_cifar_experiments_plan_and_a_smoke_job_runs_through_the_cli(cifar10_fil
     config = deep_merge(yaml.safe_load(open("config/config.yaml")), yaml.safe_load(open("config/smoke.yaml")))
     config["experiments"] = CIFAR_EXPERIMENTS
     workflow = Workflow(config, ".")
-    assert workflow.train_inputs("adalin_shuffled_cifar10", "l2_init-lr_0.001", "0-1")["data"] == \
+    assert workflow.train_inputs("adalin_shuffled_cifar10", "cbp-lr_0.001", "0-1")["data"] == \
         "resources/cifar10.npz"
     assert workflow._steps("adalin_random_label_cifar10", "cbp-lr_0.001") == 4
     assert {run for (name, run, _) in workflow.jobs if name == "adalin_incremental_cifar100"} == \

@@ -242,6 +242,9 @@ def test_dormant_conv_channel_is_recycled_over_all_its_positions():
             assert torch.equal(learner.optimizer.state[param][key], want), f"{name}: {key}"
 
 
+# One torch thread, as every training job runs: with two, a block of two seeds' fc layers (one batched matmul,
+# a thread per seed) sum in another order than one seed's (a two-thread matmul).
+@pytest.mark.usefixtures("one_torch_thread")
 def test_a_seeds_channel_activity_does_not_depend_on_its_block():
     """kumar_cnn on 16×16 images (1×1 conv2 maps, B-major views): seed 1's mean |h| beside seed 0 is its own alone."""
     images = torch.rand(2, 10, 3, 16, 16, generator=torch.Generator().manual_seed(0))

@@ -332,13 +332,18 @@ def test_gpu_resources_of_an_experiment_reach_slurm(tmp_path):
     """`gpu` + `gpu_model`, or `gres`, and `max_runtime` from an experiment's `resources`; none with device: cpu."""
     workdir = copy_workflow(tmp_path)
     scale = workdir / "config/gpus.yaml"
-    scale.write_text(yaml.safe_dump({"scale": "gpus", "device": "auto", "overrides": {"gpus": {
+    # The paper's permuted-MNIST experiments with overrides, beside a CPU one and a vision one that keep their
+    # protocol's resources (the whole paper-scale DAG is the test above)
+    experiments = ["bit_flipping", "pmnist_step_size", "pmnist_rate", "pmnist_width", "pmnist_methods",
+                   "incremental_cifar100"]
+    scale.write_text(yaml.safe_dump({"scale": "gpus", "device": "auto", "experiments": experiments, "overrides": {"gpus": {
         "pmnist_width": {"resources": {"gpu": 2, "gpu_model": "a100"}},
         "pmnist_methods": {"resources": {"gres": "gpu:h100:1", "max_runtime": 60}}}}}))
     expected = {"pmnist_step_size": ("1", None, ""), "pmnist_rate": ("1", None, ""),
                 "pmnist_width": ("2", "a100", ""), "pmnist_methods": ("0", None, "gpu:h100:1")}
     protocol = load_protocol(workdir / "config/experiments.yaml")
     jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale), "--config", WITHOUT_ACCOUNT_DATA)
+    assert {experiment for experiment, _, _ in jobs} == set(experiments)
     for experiment, resources, grouped in jobs:
         # the other experiments: their protocol's GPUs (the vision ones 1, the rest CPU jobs)
         own = str((protocol[experiment].get("resources") or {}).get("gpu", 0))

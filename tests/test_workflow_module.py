@@ -69,11 +69,19 @@ def test_a_target_that_is_no_job_names_what_is_valid(smoke, target, words):
     assert all(word in str(error.value) for word in words)
 
 
-def test_catalog_answer_is_cached_by_the_sources(root, smoke):
-    cached = list((root / ".snakemake/plasticity-catalog").glob("*.json"))
+def test_catalog_answer_is_cached_by_the_sources_and_by_run(root, smoke):
+    cache = root / ".snakemake/plasticity-catalog"
+    cached = sorted(cache.glob("**/*.json"))
     assert cached
     Workflow(scale(root), root)                       # unchanged library and runs: no new entry
-    assert list((root / ".snakemake/plasticity-catalog").glob("*.json")) == cached
+    assert sorted(cache.glob("**/*.json")) == cached
+    # One changed run (a value no other test uses): one new entry, that run's check
+    changed = Workflow(scale(root, overrides={"smoke": {"bit_flipping": {"runs": {"cbp": {"hparams": {
+        "replacement_rate": 0.000123}}}}}}), root)
+    new = set(cache.glob("**/*.json")) - set(cached)
+    assert len(new) == 1 and new.pop().parent.name == "runs"
+    assert changed.catalog["sources"].keys() == smoke.catalog["sources"].keys()
+    assert changed.catalog["macs"] == smoke.catalog["macs"]
 
 
 def test_data_sources_from_the_scale_file(root):
