@@ -12,6 +12,8 @@ both, their ratio and the case's target.
     python benchmarks/speed.py                              # all of them (~5 minutes on a 2-core CPU)
     python benchmarks/speed.py --case lop_convnet --case resnet18 --device cuda
     python benchmarks/speed.py --case continual_imagenet --case incremental_cifar100   # + GPU-hours of Figs. 1-2
+    python benchmarks/speed.py --case default_jobs          # the default scale's longest jobs, now vs recorded
+    python benchmarks/speed.py --record-default results     # record them from a whole default run
 
 The conv cases time the two loops in alternating rounds (after warm-up steps) and keep each one's fastest round,
 so that load from other work on a shared machine slows both alike; on CUDA the clock is read after a synchronize.
@@ -20,15 +22,19 @@ from __future__ import annotations
 
 import argparse
 import copy
+import csv
+import json
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
@@ -47,6 +53,7 @@ from plasticity.methods.cbp import ContinualBackprop
 from plasticity.models import build_model
 from plasticity.models.mlp import loss_and_output_grad
 from plasticity.seeding import generator
+from plasticity.workflow import Workflow
 
 PROTOCOL = load_protocol("config/experiments.yaml")
 
@@ -740,6 +747,81 @@ def agreement(session: Session) -> None:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
+# --- the default scale's longest jobs: their time now beside the time recorded from a whole default run ----------
+
+DEFAULT_JOBS = Path("benchmarks/default_jobs.csv")
+DEFAULT_JOB_FIELDS = ["experiment", "run", "block", "wall_seconds", "recorded", "host"]
+
+
+def job_units(spec: dict) -> int:
+    """What a job is a count of, for timing a part of it: bins of examples (online protocol) or iterations per
+    context (joint; every context then runs that many)."""
+    if spec.get("protocol", "online") == "online":
+        return spec["examples"] // spec["bin_size"]
+    if spec["protocol"] == "joint":
+        return spec["iterations_per_context"]
+    raise ValueError(f"default_jobs times online and joint jobs (the default scale's); not {spec['protocol']!r}")
+
+
+def truncated(spec: dict, units: int) -> dict:
+    """The job cut to its first `units` (job_units): the same per-unit work, so its time grows linearly in them."""
+    if spec.get("protocol", "online") == "online":
+        return {**spec, "examples": units * spec["bin_size"]}
+    return {**spec, "iterations_per_context": units}
+
+
+def projected_seconds(spec: dict, data: str | None, fraction: float) -> float:
+    """A job's wall time projected from two cut runs of n and 2n units (n ≈ fraction of the job): the fixed cost
+    (data, model, first compiled calls) is the intercept, the rest grows with the units."""
+    total = job_units(spec)
+    n = max(1, min(total // 2, round(fraction * total)))
+    times = []
+    for units in (n, 2 * n):
+        start = time.perf_counter()
+        train(truncated(spec, units), data, progress=False)
+        times.append(time.perf_counter() - start)
+    per_unit = (times[1] - times[0]) / n
+    return times[0] - per_unit * n + per_unit * total
+
+
+def record_default_jobs(results: Path, out: Path = DEFAULT_JOBS) -> int:
+    """Write `out` from a finished default run's provenance (results/runs/*/*/seeds*.json), longest job first."""
+    rows = []
+    for provenance in results.glob("runs/*/*/seeds*.json"):
+        info = json.loads(provenance.read_text())
+        rows.append({"experiment": provenance.parts[-3], "run": provenance.parts[-2],
+                     "block": provenance.stem.removeprefix("seeds"), "wall_seconds": info["wall_seconds"],
+                     "recorded": time.strftime("%Y-%m-%d", time.localtime(provenance.stat().st_mtime)),
+                     "host": info["host"]})
+    if not rows:
+        raise SystemExit(f"--record-default: no job provenance under {results}/runs: run the default scale first")
+    with out.open("w", newline="") as file:
+        writer = csv.DictWriter(file, DEFAULT_JOB_FIELDS)
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda row: -row["wall_seconds"]))
+    return len(rows)
+
+
+@case("default_jobs", "the default scale's longest jobs (benchmarks/default_jobs.csv, from a whole default run), "
+                      "each timed on a part of it: projected wall time beside the recorded one")
+def default_jobs(session: Session) -> None:
+    with DEFAULT_JOBS.open() as file:
+        recorded = list(csv.DictReader(file))[:session.args.jobs]
+    workflow = Workflow(yaml.safe_load(Path("config/config.yaml").read_text()))  # the specs the workflow runs
+    lines = [f"{'default-scale job':64s} {'recorded':>9s} {'now':>9s} {'ratio':>6s}"]
+    for row in recorded:
+        spec = json.loads(workflow.train_spec(row["experiment"], row["run"], row["block"]))
+        data = session.args.mnist if workflow.dataset_of(row["experiment"]) == "mnist" else None
+        now = projected_seconds({**spec, "device": session.device.type}, data, session.args.fraction)
+        recorded_seconds = float(row["wall_seconds"])
+        lines.append(f"{row['experiment'] + '/' + row['run'] + '/' + row['block']:64s} {recorded_seconds:8.0f}s "
+                     f"{now:8.0f}s {now / recorded_seconds:5.2f}x")
+        print(lines[-1], flush=True)
+    session.notes.append("\n".join(lines + [f"(recorded: {recorded[0]['recorded']} on {recorded[0]['host']}, two "
+                                            f"jobs at a time on 2 cores; now: one at a time, projected from "
+                                            f"{session.args.fraction:.0%} and twice that of each job)"]))
+
+
 # --- driver ---------------------------------------------------------------------------------------------------------
 
 HEADER = f"{'case':50s} {'ours':>12s} {'plain':>10s} {'ratio':>7s}  target"
@@ -766,9 +848,17 @@ def main(argv=None):
                         default="cuda" if torch.cuda.is_available() else "cpu", help="default: cuda when available")
     parser.add_argument("--mnist", default="resources/mnist.npz", help="materialised MNIST (made if missing)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the measured steps (longer = steadier)")
+    parser.add_argument("--jobs", type=int, default=6, help="default_jobs: how many of the longest jobs")
+    parser.add_argument("--fraction", type=float, default=0.02,
+                        help="default_jobs: time each job on this fraction of it (and twice that)")
+    parser.add_argument("--record-default", metavar="RESULTS", type=Path,
+                        help=f"write {DEFAULT_JOBS} from a finished default run's results folder, and exit")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for both loops (1 = what each Snakemake training job uses by default)")
     args = parser.parse_args(argv)
+    if args.record_default:
+        print(f"{DEFAULT_JOBS}: {record_default_jobs(args.record_default)} jobs")
+        return 0
     if args.list:
         for name, entry in CASES.items():
             print(f"{name:18s} {entry.description}")
@@ -780,7 +870,7 @@ def main(argv=None):
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is visible")
     torch.set_num_threads(args.threads)
-    if any(name.startswith("pmnist") for name in names):
+    if any(name.startswith("pmnist") or name == "default_jobs" for name in names):
         try:
             open(args.mnist).close()
         except FileNotFoundError:

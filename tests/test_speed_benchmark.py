@@ -61,3 +61,27 @@ def test_agreement_machinery_on_one_device(speed):
     assert speed.conv_agreement("lop_convnet", 2, 2, 3, torch.float64, device="cpu") == {"weights": 0.0,
                                                                                          "logits": 0.0}
     assert max(speed.mlp_agreement(2, 5, device="cpu").values()) < 1e-5
+
+
+def test_default_jobs_are_timed_on_a_part_that_grows_linearly(speed):
+    online = {"protocol": "online", "examples": 300_000, "bin_size": 10_000}
+    assert speed.job_units(online) == 30 and speed.truncated(online, 2)["examples"] == 20_000
+    joint = {"protocol": "joint", "iterations_per_context": 200, "examples": 0}
+    assert speed.job_units(joint) == 200 and speed.truncated(joint, 5) == {**joint, "iterations_per_context": 5}
+    with pytest.raises(ValueError, match="'tasks'"):
+        speed.job_units({"protocol": "tasks"})
+
+
+def test_default_jobs_are_recorded_longest_first_from_a_runs_provenance(speed, tmp_path):
+    for experiment, run, seconds in [("bit_flipping", "bp", 60.5), ("pmnist_methods", "cbp", 600.0)]:
+        folder = tmp_path / "runs" / experiment / run
+        folder.mkdir(parents=True)
+        (folder / "seeds0-4.json").write_text(f'{{"wall_seconds": {seconds}, "host": "here"}}')
+    out = tmp_path / "jobs.csv"
+    assert speed.record_default_jobs(tmp_path, out) == 2
+    lines = out.read_text().splitlines()
+    assert lines[0] == "experiment,run,block,wall_seconds,recorded,host"
+    assert [line.split(",")[:4] for line in lines[1:]] == [["pmnist_methods", "cbp", "0-4", "600.0"],
+                                                          ["bit_flipping", "bp", "0-4", "60.5"]]
+    with pytest.raises(SystemExit, match="no job provenance"):
+        speed.record_default_jobs(tmp_path / "nothing", out)

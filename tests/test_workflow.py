@@ -91,7 +91,7 @@ def test_touching_a_source_without_changing_it_reruns_nothing(smoke_run):
 
 def test_changed_hyperparameter_reruns_only_that_methods_jobs(smoke_run):
     def set_replacement_rate(overrides, config):
-        overrides["bit_flipping"]["runs"] = {"cbp": {"hparams": {"replacement_rate": 0.001}}}
+        overrides["bit_flipping"]["runs"]["cbp"] = {"hparams": {"replacement_rate": 0.001}}
 
     before = smoke_jobs(smoke_run)
     with edited(smoke_run / SMOKE, edit_smoke(set_replacement_rate)):
