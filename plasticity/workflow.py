@@ -22,6 +22,7 @@ import yaml
 from plasticity.config import (ConfigError, block_label, canonical_json, expand_runs, job_spec, load_protocol,
                                resolve_experiments, seed_blocks, unknown_figure_message)
 from plasticity.data.datasets import DATASETS, SYNTHETIC, data_message
+from plasticity.io import write_atomically
 
 PROTOCOL_FILE = "config/experiments.yaml"
 CLAIMS_FILE = "config/claims.yaml"
@@ -90,6 +91,11 @@ def load_catalog(root: Path, runs: dict[str, dict]) -> dict:
     return catalog
 
 
+def _write_json(path: Path, value) -> None:
+    """All or nothing: several Snakemake processes may build the DAG, and read the cache, at once."""
+    write_atomically(path, lambda temporary: Path(temporary).write_text(json.dumps(value)))
+
+
 def _ask_catalog(root: Path, request: dict) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-m", "plasticity.catalog"], input=canonical_json(request),
@@ -97,14 +103,6 @@ def _ask_catalog(root: Path, request: dict) -> dict:
     if result.returncode != 0:
         raise ConfigError(f"the library could not be loaded to check the runs: {result.stderr.strip()[-2000:]}")
     return json.loads(result.stdout)
-
-
-def _write_json(path: Path, value) -> None:
-    """Atomically: a reader never sees part of an entry (several Snakemake processes may build the DAG at once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(value))
-    os.replace(temporary, path)
 
 
 class Workflow:
