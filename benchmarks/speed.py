@@ -781,7 +781,7 @@ def projected_seconds(spec: dict, data: str | None, fraction: float) -> float:
         train(truncated(spec, units), data, progress=False)
         times.append(time.perf_counter() - start)
     per_unit = (times[1] - times[0]) / n
-    return times[0] - per_unit * n + per_unit * total
+    return times[0] + per_unit * (total - n)
 
 
 def record_default_jobs(results: Path, out: Path = DEFAULT_JOBS) -> int:
@@ -809,6 +809,7 @@ def default_jobs(session: Session) -> None:
         recorded = list(csv.DictReader(file))[:session.args.jobs]
     workflow = Workflow(yaml.safe_load(Path("config/config.yaml").read_text()))  # the specs the workflow runs
     lines = [f"{'default-scale job':64s} {'recorded':>9s} {'now':>9s} {'ratio':>6s}"]
+    print(lines[0], flush=True)
     for row in recorded:
         spec = json.loads(workflow.train_spec(row["experiment"], row["run"], row["block"]))
         data = session.args.mnist if workflow.dataset_of(row["experiment"]) == "mnist" else None
