@@ -377,7 +377,7 @@ def lop_convnet(session: Session) -> None:
     if session.cuda:
         conv_case(session, LOP_CONVNET, 30, Schedule(warmup=10, ours=30, plain=100, rounds=3), 10)
     else:
-        conv_case(session, LOP_CONVNET, 30, Schedule(warmup=1, ours=1, plain=10, rounds=4), 1)
+        conv_case(session, LOP_CONVNET, 30, Schedule(warmup=1, ours=1, plain=30, rounds=5), 1)
 
 
 @case("resnet18", "Dohare's CIFAR ResNet-18, batch 90, 3x32x32, 100 classes, SGD momentum 0.9 wd 5e-4: engine step "

@@ -24,8 +24,8 @@ from torch import nn
 
 from plasticity.activations import build_activation
 from plasticity.config import ConfigError
-from plasticity.models.layers import (SeedConv2d, SeedLinear, default_unit_init, flatten, init_default_,
-                                      max_pool)
+from plasticity.models.layers import (SeedConv2d, SeedLinear, SeedMaps, default_unit_init, flatten, init_default_,
+                                      max_pool, on_cpu, stacked)
 from plasticity.models.units import UnitLayer
 from plasticity.models.vision import GainHead, SeedVisionNet, hidden_activations, image_shape
 from plasticity.seeding import generators
@@ -70,6 +70,7 @@ class ConvNet(SeedVisionNet):
     def __init__(self, arch: str, input_shape: tuple[int, ...], out_features: int, seeds: list[int],
                  convs: list[tuple[int, int]], widths: list[int], activation: str, head_std: float):
         super().__init__(seeds, head_std)
+        self.maps: list[SeedMaps] = []
         channels, height, width = image_shape(input_shape, arch)
         expansion = build_activation(activation, 1).expansion
         if expansion > 1:
@@ -102,20 +103,28 @@ class ConvNet(SeedVisionNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (S, B, C, H, W) -> logits (S, B, out)."""
-        self.features = []
+        self.maps: list[SeedMaps] = []
         activations = iter(self.activations)
+        maps: SeedMaps = x
         for conv in self.convs:
             activation = next(activations)
-            if activation.pointwise:    # on the CPU per seed: the block's full-size maps are never made
-                x = conv(x, lambda y, activation=activation: F.max_pool2d(activation(y), POOL))
+            if activation.pointwise and on_cpu(x):
+                # per seed, and kept per seed from one convolution to the next: the block's maps are never
+                # stacked, nor their gradients concatenated (`each_seed`)
+                maps = conv.each_seed(maps, lambda y, activation=activation: F.max_pool2d(activation(y), POOL))
             else:                       # parameters per seed: on the block's maps
-                x = max_pool(activation(conv(x)), POOL)
-            self.features.append(x)
-        x = flatten(x)
+                maps = max_pool(activation(conv(stacked(maps))), POOL)
+            self.maps.append(maps)
+        x = flatten(maps)
         for fc in self.fcs:
             x = next(activations)(fc(x))
-            self.features.append(x)
+            self.maps.append(x)
         return self.head(x)
+
+    @property
+    def features(self) -> list[torch.Tensor]:
+        """Each unit layer's features of the last forward pass, (S, B, units, *spatial): stacked when asked for."""
+        return [stacked(maps) for maps in self.maps]
 
     def unit_layers(self) -> list[UnitLayer]:
         """Every convolution's channels and every hidden layer's neurons, redrawn from the layer's default init."""

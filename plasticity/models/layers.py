@@ -101,17 +101,43 @@ def from_channels(y: torch.Tensor, num_seeds: int) -> torch.Tensor:
     return y.unflatten(1, (num_seeds, -1)).transpose(0, 1)
 
 
+# Maps between seed-batched layers: one (S, B, C, H, W) tensor, or on the CPU a list of each seed's (B, C, H, W).
+SeedMaps = torch.Tensor | list[torch.Tensor]
+
+
 def per_seed(function: Callable[..., torch.Tensor], x: torch.Tensor, *arguments: list) -> torch.Tensor:
     """`function(x_s, *arguments_s)` for each seed's (B, C, H, W) slice, stacked into an S-major (S, B, C', H', W').
 
     The CPU path of the layers below. PyTorch's CPU convolution picks its algorithm from the shape and layout of
     its input, so one grouped call over S·C channels could compute a seed's numbers differently for another S;
-    one call per seed, on a contiguous slice, gives every seed the call it would get alone. The backward pass
-    gets the same care: the CPU BatchNorm backward sums a strided gradient in another order, so each call receives
-    its gradient contiguous (as it comes, for the S-major maps these layers pass on; made so otherwise). A block of
-    one seed is its seed's output itself, unsqueezed: no copy. `arguments`: per-seed lists (`seed_slices`)."""
-    outputs = [_contiguous_grad(function(x_s.contiguous(), *arguments_s))
-               for x_s, *arguments_s in zip(seed_slices(x), *arguments)]
+    one call per seed, on a contiguous slice, gives every seed the call it would get alone. `arguments`: per-seed
+    lists (`seed_slices`). `each_seed` without the stacking."""
+    return stack_seeds(each_seed(function, x, *arguments))
+
+
+def each_seed(function: Callable[..., torch.Tensor], maps: SeedMaps, *arguments: list) -> list[torch.Tensor]:
+    """`function(x_s, *arguments_s)` for each seed's map, kept as a list of per-seed outputs: a chain of per-seed
+    layers (`SeedConv2d.each_seed`) then never stacks, nor, in the backward pass, concatenates, a block's maps.
+    The backward pass gets the same care as the forward: the CPU BatchNorm backward sums a strided gradient in
+    another order, so each call receives its gradient contiguous (as it comes, for the S-major maps these layers
+    pass on; made so otherwise)."""
+    return [_contiguous_grad(function(x_s.contiguous(), *arguments_s))
+            for x_s, *arguments_s in zip(seed_list(maps), *arguments)]
+
+
+def seed_list(maps: SeedMaps) -> list[torch.Tensor] | tuple[torch.Tensor, ...]:
+    """Each seed's map: the list itself, or the tensor's `seed_slices`."""
+    return maps if isinstance(maps, list) else seed_slices(maps)
+
+
+def stacked(maps: SeedMaps) -> torch.Tensor:
+    """The maps as one (S, B, ...) tensor: the tensor itself, or the list stacked (`stack_seeds`)."""
+    return stack_seeds(maps) if isinstance(maps, list) else maps
+
+
+def stack_seeds(outputs: list[torch.Tensor]) -> torch.Tensor:
+    """Per-seed tensors stacked into an S-major (S, ...) one; a block of one seed is its seed's tensor itself,
+    unsqueezed: no copy."""
     return outputs[0].unsqueeze(0) if len(outputs) == 1 else torch.stack(outputs)
 
 
@@ -131,7 +157,7 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _on_cpu(x: torch.Tensor) -> bool:
+def on_cpu(x: torch.Tensor) -> bool:
     return x.device.type == "cpu"
 
 
@@ -153,13 +179,17 @@ class SeedConv2d(nn.Module):
         each image's channel on its own (a pointwise activation, a pooling). On the CPU it runs inside the per-seed
         loop, on each seed's output, so that the convolution's full-size output is never stacked for the block:
         each big map stays one seed's, and one copy is saved. Elsewhere it runs on the block's (B, S·C, H, W)."""
-        return self.per_seed(x, epilogue) if _on_cpu(x) else self.grouped(x, epilogue)
+        return self.per_seed(x, epilogue) if on_cpu(x) else self.grouped(x, epilogue)
 
     def per_seed(self, x: torch.Tensor, epilogue: Callable | None = None) -> torch.Tensor:
+        return stack_seeds(self.each_seed(x, epilogue))
+
+    def each_seed(self, maps: SeedMaps, epilogue: Callable | None = None) -> list[torch.Tensor]:
+        """The CPU path, each seed's output in a list (see `each_seed`)."""
         biases = seed_slices(self.bias) if self.bias is not None else [None] * len(self.weight)
         then = epilogue or _identity
-        return per_seed(lambda x_s, weight, bias: then(F.conv2d(x_s, weight, bias, self.stride, self.padding)),
-                        x, seed_slices(self.weight), biases)
+        return each_seed(lambda x_s, weight, bias: then(F.conv2d(x_s, weight, bias, self.stride, self.padding)),
+                         maps, seed_slices(self.weight), biases)
 
     def grouped(self, x: torch.Tensor, epilogue: Callable | None = None) -> torch.Tensor:
         num_seeds = self.weight.shape[0]
@@ -198,7 +228,7 @@ class SeedBatchNorm2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self.num_batches_tracked.add_(1)
-        return self.per_seed(x) if _on_cpu(x) else self.grouped(x)
+        return self.per_seed(x) if on_cpu(x) else self.grouped(x)
 
     def _normalise(self, x, running_mean, running_var, weight, bias) -> torch.Tensor:
         # The running statistics are views of the (S, C) buffers, which F.batch_norm updates in place.
@@ -237,10 +267,12 @@ def avg_pool(x: torch.Tensor, kernel_size: int | tuple[int, int]) -> torch.Tenso
     return _as_images(lambda images: F.avg_pool2d(images, kernel_size), x)
 
 
-def flatten(x: torch.Tensor) -> torch.Tensor:
-    """(S, B, C, H, W) -> (S, B, C·H·W) in torch's (C, H, W) order, made S-major contiguous: the seed-batched
+def flatten(maps: SeedMaps) -> torch.Tensor:
+    """(S, B, C, H, W) maps -> (S, B, C·H·W) in torch's (C, H, W) order, made S-major contiguous: the seed-batched
     matmul of the linear layer after it then reads each seed's inputs as one dense matrix, as in any block."""
-    return x.flatten(2).contiguous()
+    if isinstance(maps, list):
+        return stack_seeds([m.flatten(1) for m in maps])
+    return maps.flatten(2).contiguous()
 
 
 class LinearStack:

@@ -62,6 +62,7 @@ class SeedResNet(SeedVisionNet):
                  widths: list[int], bias: bool, kaiming: bool, pool_kernel: int | None, activation: str,
                  head_std: float):
         super().__init__(seeds, head_std)
+        self.features: list[torch.Tensor] = []
         channels, height, width = image_shape(input_shape, arch)
         self.kaiming, self.pool_kernel = kaiming, pool_kernel
         self.conv1 = SeedConv2d(channels, widths[0], 3, self.num_seeds, padding=1, bias=bias)

@@ -36,12 +36,12 @@ def hidden_activations(name: str, units: list[int], seeds: list[int], expanding:
 
 class SeedVisionNet(nn.Module):
     """Images (S, B, C, H, W) -> logits (S, B, classes) for S seeds. Subclasses build their layers, `head` (through
-    `build_head`), `activations` (one per unit layer) and fill `features` (one per unit layer) in forward."""
+    `build_head`), `activations` (one per unit layer) and give `features` (one per unit layer) of the last forward
+    pass."""
 
     def __init__(self, seeds: list[int], head_std: float):
         super().__init__()
         self.seeds, self.head_std = list(seeds), head_std
-        self.features: list[torch.Tensor] = []
 
     @property
     def num_seeds(self) -> int:
