@@ -1,4 +1,5 @@
 """Data streams: the bit-flipping generator, online permuted MNIST and random-label MNIST."""
+import pytest
 import torch
 
 from plasticity.benchmarks.bit_flipping import BitFlipping
@@ -40,6 +41,14 @@ def test_bit_flipping_target_is_the_ltu_network_by_hand():
     # pre-activations: [1+0+1+1, -1+0+1-1] = [3, -1] -> fires [1, 0] -> y = 1·1 + 1 = 2
     #                  [0+0+1+1, 0+0+1-1] = [2, 0]   -> fires [1, 0] -> y = 2
     assert stream.target(x).flatten().tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("args", [dict(), dict(flip_every=137, flip_one=True), dict(num_inputs=12, num_flipping_bits=4)])
+def test_bit_flipping_looked_up_targets_are_the_target_network_s_outputs(args):
+    stream = BitFlipping([0, 7], "cpu", **args)
+    for n in (999, 1000):       # the second chunk starts inside a flip period
+        inputs, targets = stream._generate(n)
+        assert torch.equal(targets, stream.target(inputs))
 
 
 def test_bit_flipping_chunking_is_invisible():

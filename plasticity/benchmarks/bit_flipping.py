@@ -12,6 +12,8 @@ import torch
 from plasticity.benchmarks import Benchmark, register
 from plasticity.seeding import generators
 
+LOOKUP_BITS = 10    # up to this many i.i.d. bits, targets come from a table of their patterns (`_looked_up_targets`)
+
 
 def _signs(shape, gen):
     return torch.randint(0, 2, shape, generator=gen).float() * 2 - 1
@@ -52,20 +54,37 @@ class BitFlipping(Benchmark):
             bits.copy_(torch.randint(0, 2, (self.num_flipping_bits,), generator=gen).float())
 
     def _generate(self, n: int):
-        inputs = torch.empty(len(self.seeds), n, self.in_features)
-        for seed, gen in enumerate(self.gens):
-            start = 0
-            while start < n:
-                step = self.position + start
-                if step > 0 and step % self.flip_every == 0:
+        num_seeds, fixed = len(self.seeds), self.num_flipping_bits
+        inputs = torch.empty(num_seeds, n, self.in_features)
+        segments = []                   # (start, stop, each seed's fixed bits (S, fixed)) of each flip period
+        for start, stop, within in self._segments(n, self.flip_every):
+            if within == 0 and self.position > 0:
+                for seed in range(num_seeds):
                     self._flip(seed)
-                stop = min(n, start + self.flip_every - step % self.flip_every)
-                inputs[seed, start:stop, :self.num_flipping_bits] = self.flipping_bits[seed]
-                start = stop
-            inputs[seed, :, self.num_flipping_bits:] = torch.randint(
-                0, 2, (n, self.in_features - self.num_flipping_bits), generator=gen).float()
-        self.position += n
-        return inputs, self.target(inputs)
+            inputs[:, start:stop, :fixed] = self.flipping_bits.unsqueeze(1)
+            segments.append((start, stop, self.flipping_bits.clone()))
+        random_bits = torch.stack([torch.randint(0, 2, (n, self.in_features - fixed), generator=gen)
+                                   for gen in self.gens])
+        inputs[:, :, fixed:] = random_bits
+        if random_bits.shape[2] > LOOKUP_BITS:
+            return inputs, self.target(inputs)
+        return inputs, self._looked_up_targets(random_bits, segments)
+
+    def _looked_up_targets(self, random_bits: torch.Tensor, segments: list) -> torch.Tensor:
+        """The targets of a chunk, (S, n, 1), from a table per flip period: there the fixed bits are constant, so an
+        example's target is one of 2^r, one per pattern of its r i.i.d. bits. The target network's sums are small
+        integers, exact in float32 in any order, so these are `target(inputs)`'s values to the bit, at a fraction
+        of the cost (the target network has 20 times the learner's weights)."""
+        num_seeds, n, r = random_bits.shape
+        powers = 2 ** torch.arange(r)
+        patterns = (torch.arange(2 ** r).unsqueeze(1) // powers % 2).float()      # (2^r, r): code c's bits
+        codes = (random_bits * powers).sum(2, keepdim=True)                       # (S, n, 1)
+        targets = torch.empty(num_seeds, n, 1)
+        for start, stop, fixed_bits in segments:
+            table = self.target(torch.cat([fixed_bits.unsqueeze(1).expand(-1, 2 ** r, -1),
+                                           patterns.expand(num_seeds, -1, -1)], dim=2))
+            targets[:, start:stop] = torch.gather(table, 1, codes[:, start:stop])
+        return targets
 
     def target(self, inputs: torch.Tensor) -> torch.Tensor:
         """The LTU target network's output for inputs (S, n, in) -> (S, n, 1)."""
