@@ -187,7 +187,6 @@ class ContinualBackprop:
         mean.mul_(eta).add_(hidden.mean(dim=feature_statistic_dims(hidden)), alpha=1 - eta)
         corrected_mean = mean / correction
         utility.mul_(eta).add_(self._instant_utility(hidden, corrected_mean, incoming, outgoing), alpha=1 - eta)
-        corrected_utility = utility / correction
 
         eligible = age > self.maturity_threshold
         due = self.replacement_rate * eligible.sum(dim=1)            # (S,) units due this step
@@ -200,6 +199,9 @@ class ContinualBackprop:
             count = due.floor() + ((due > 0) & (due < 1) & (coin <= due))
         count = count.long().tolist()
         replaced = torch.zeros_like(eligible)
+        if not any(count):
+            return replaced
+        corrected_utility = utility / correction
         for seed, number in enumerate(count):
             if number == 0:
                 continue
