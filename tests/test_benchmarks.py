@@ -43,7 +43,8 @@ def test_bit_flipping_target_is_the_ltu_network_by_hand():
     assert stream.target(x).flatten().tolist() == [2.0, 2.0]
 
 
-@pytest.mark.parametrize("args", [dict(), dict(flip_every=137, flip_one=True), dict(num_inputs=12, num_flipping_bits=4)])
+@pytest.mark.parametrize("args", [dict(), dict(flip_every=137, flip_one=True),
+                                  dict(num_inputs=12, num_flipping_bits=4)])
 def test_bit_flipping_looked_up_targets_are_the_target_network_s_outputs(args):
     stream = BitFlipping([0, 7], "cpu", **args)
     for n in (999, 1000):       # the second chunk starts inside a flip period

@@ -103,7 +103,7 @@ class ConvNet(SeedVisionNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (S, B, C, H, W) -> logits (S, B, out)."""
-        self.maps: list[SeedMaps] = []
+        self.maps = []
         activations = iter(self.activations)
         maps: SeedMaps = x
         for conv in self.convs:

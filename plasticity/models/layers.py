@@ -8,6 +8,8 @@ one grouped convolution (groups = S), one BatchNorm over S·C channels or one po
 copies (`to_channels`, `from_channels`). On the CPU, convolutions and BatchNorms run one call per seed instead, for
 bit-for-bit block invariance (`per_seed`), and the maps are S-major (contiguous), so that a seed's slice, and its
 gradient, is a contiguous block in any block of seeds: no copy on the way into a call, none on the way back.
+A chain of such layers may pass the seeds' maps on as a list instead (`SeedMaps`, `each_seed`): then the block's
+maps are never stacked, nor their gradients concatenated.
 Pooling takes either layout as a batch of images without a copy.
 """
 from __future__ import annotations
