@@ -84,6 +84,38 @@ def test_replacement_picks_lowest_utility_zeroes_outgoing_and_corrects_bias():
     assert cbp.utility[0][0, 1].item() == 0 and cbp.mean_activation[0][0, 1].item() == 0
 
 
+def cbp_on_seed_mlp(util_type, accumulate):
+    model = SeedMLP(5, 3, width=12, depth=2, activation_name="relu", seeds=[0, 1])
+    cbp = ContinualBackprop(model.unit_layers(), torch.optim.SGD(model.parameters(), lr=0.1), generators([0, 1], "cbp"),
+                            replacement_rate=0.05 if accumulate else 0.3, maturity_threshold=3, decay_rate=0.9,
+                            util_type=util_type, accumulate=accumulate)
+    return model, cbp
+
+
+@pytest.mark.parametrize("accumulate", [True, False])
+@pytest.mark.parametrize("util_type", ["contribution", "adaptation", "zero_contribution", "adaptable_contribution"])
+def test_the_one_example_kernel_agrees_with_the_tensor_operations(util_type, accumulate):
+    """Online learning's features (S, 1, units) on the CPU take `_test_one_example`; the same features repeated
+    (S, 2, units) take the tensor operations, with the same averages. Over 40 steps both must keep the same
+    statistics (to float32 rounding: FMA and pow differ) and replace the same units."""
+    (kernel_model, kernel), (tensor_model, tensors) = (cbp_on_seed_mlp(util_type, accumulate) for _ in range(2))
+    generator = torch.Generator().manual_seed(3)
+    replaced = 0
+    for _ in range(40):
+        features = [torch.relu(torch.randn(2, 1, 12, generator=generator)) for _ in range(2)]
+        by_kernel = kernel.step(features)
+        by_tensors = tensors.step([f.expand(2, 2, 12) for f in features])
+        for mine, theirs in zip(by_kernel, by_tensors):
+            assert torch.equal(mine, theirs)
+            replaced += int(mine.sum())
+        for name in ("age", "mean_activation", "utility", "accumulated"):
+            for mine, theirs in zip(getattr(kernel, name), getattr(tensors, name)):
+                torch.testing.assert_close(mine, theirs)
+    assert replaced > 0
+    for mine, theirs in zip(kernel_model.parameters(), tensor_model.parameters()):
+        torch.testing.assert_close(mine, theirs)
+
+
 def test_fractional_accumulation_over_steps():
     net = tiny_net()
     cbp = make_cbp(net, replacement_rate=0.2)

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
+from numba import njit
 from torch import nn
 
 from plasticity.config import ConfigError
@@ -75,6 +77,45 @@ def _mean_over(matrices: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.bmm(ones, matrices).squeeze(1)
 
 
+@njit(cache=True, nogil=True, error_model="numpy")        # x / 0 is inf or NaN, as in torch
+def _test_one_example(hidden, incoming, outgoing, age, mean, utility, corrected_mean, accumulated, coin, eta,
+                      util_type, maturity_threshold, replacement_rate, accumulate, count):
+    """`ContinualBackprop._due_units` for features of one example per seed (online learning on the CPU): one pass
+    over the units instead of some twenty tensor operations, whose per-call cost is most of CBP's at batch 1.
+    Arrays (S, units), float32, but accumulated, coin and count (the result: units to replace), (S,). The same
+    formulas in the same order and precision; torch's add-with-alpha may fuse a multiply-add (FMA) and its pow is
+    another implementation's, so values may differ in the last bit. (No fastmath: a diverging seed's inf and NaN
+    must propagate.)"""
+    one = np.float32(1.0)
+    rest = one - eta
+    for s in range(hidden.shape[0]):
+        mature = 0
+        for u in range(hidden.shape[1]):
+            a = age[s, u] + one
+            age[s, u] = a
+            m = mean[s, u] * eta + hidden[s, u] * rest
+            mean[s, u] = m
+            centred = m / (one - eta ** a)                   # Adam-style bias correction
+            corrected_mean[s, u] = centred
+            if util_type == 1:                                # adaptation
+                instant = one / incoming[s, u]
+            else:
+                deviation = abs(hidden[s, u]) if util_type == 0 else abs(hidden[s, u] - centred)
+                instant = outgoing[s, u] * deviation
+                if util_type == 3:                            # adaptable_contribution
+                    instant = instant / incoming[s, u]
+            utility[s, u] = utility[s, u] * eta + instant * rest
+            mature += a > maturity_threshold
+        due = np.float32(mature) * replacement_rate
+        if accumulate:
+            accumulated[s] += due
+            whole = np.floor(accumulated[s])
+            accumulated[s] -= whole
+        else:
+            whole = np.floor(due) + (due > 0 and due < 1 and coin[s] <= due)
+        count[s] = whole
+
+
 class ContinualBackprop:
     """Generate-and-test over unit layers; call `step(features)` after every `optimizer.step()`.
 
@@ -104,6 +145,7 @@ class ContinualBackprop:
         # The reference draws a uniform number per layer per step when fewer than one unit is due.
         self.coin = [ChunkedStream(gens, (), kind="uniform", chunk=4096, device=device) for _ in layers]
         self._captured: list[torch.Tensor] | None = None
+        self._arrays: list | None = None            # the CPU's one-example path (`_one_example_arrays`)
         self._abs_buffers: dict[int, torch.Tensor] = {}
 
     @classmethod
@@ -179,29 +221,56 @@ class ContinualBackprop:
             return contribution
         return contribution / incoming
 
-    def _test_and_generate(self, index: int, layer: UnitLayer, hidden: torch.Tensor, incoming, outgoing):
+    def _due_units(self, index: int, hidden: torch.Tensor, incoming, outgoing) -> tuple[torch.Tensor, list[int]]:
+        """Update every unit's age, running mean and utility; return the bias-corrected means (S, units) and how
+        many units each seed replaces now."""
         eta = self.decay_rate
         age, utility, mean = self.age[index], self.utility[index], self.mean_activation[index]
+        coin = self.coin[index].next()
+        one_example = hidden.dim() == 3 and hidden.shape[1] == 1 and (outgoing.dim() == 2 or outgoing.shape[2] == 1)
+        if one_example and hidden.device.type == "cpu" and hidden.dtype == torch.float32:
+            corrected_mean, count, *arrays = self._one_example_arrays(index)
+            _test_one_example(hidden[:, 0].numpy(), (arrays[1] if incoming is None else incoming.numpy()),
+                              outgoing.reshape(mean.shape).numpy(), *arrays, coin.numpy(), *self._constants,
+                              count)
+            return corrected_mean, count.tolist()
         age += 1
         correction = 1 - eta ** age                                     # Adam-style bias correction
         mean.mul_(eta).add_(hidden.mean(dim=feature_statistic_dims(hidden)), alpha=1 - eta)
         corrected_mean = mean / correction
         utility.mul_(eta).add_(self._instant_utility(hidden, corrected_mean, incoming, outgoing), alpha=1 - eta)
-
-        eligible = age > self.maturity_threshold
-        due = self.replacement_rate * eligible.sum(dim=1)            # (S,) units due this step
-        coin = self.coin[index].next()
+        due = self.replacement_rate * (age > self.maturity_threshold).sum(dim=1)      # (S,) units due this step
         if self.accumulate:
             self.accumulated[index] += due
             count = self.accumulated[index].floor()
             self.accumulated[index] -= count
         else:
             count = due.floor() + ((due > 0) & (due < 1) & (coin <= due))
-        count = count.long().tolist()
-        replaced = torch.zeros_like(eligible)
+        return corrected_mean, count.long().tolist()
+
+    def _one_example_arrays(self, index: int) -> list:
+        """For `_test_one_example`: a buffer for the corrected means (reused: it is read within the step only),
+        one for the counts, and numpy views of the layer's statistics, made once."""
+        if self._arrays is None:
+            self._constants = (np.float32(self.decay_rate), UTILITY_TYPES.index(self.util_type),
+                               np.float32(self.maturity_threshold), np.float32(self.replacement_rate),
+                               self.accumulate)
+            self._arrays = []
+            for age, mean, utility, accumulated in zip(self.age, self.mean_activation, self.utility,
+                                                       self.accumulated):
+                corrected_mean = torch.empty_like(mean)
+                self._arrays.append([corrected_mean, np.empty(len(self.gens), dtype=np.int64), age.numpy(),
+                                     mean.numpy(), utility.numpy(), corrected_mean.numpy(), accumulated.numpy()])
+        return self._arrays[index]
+
+    def _test_and_generate(self, index: int, layer: UnitLayer, hidden: torch.Tensor, incoming, outgoing):
+        age, utility, mean = self.age[index], self.utility[index], self.mean_activation[index]
+        corrected_mean, count = self._due_units(index, hidden, incoming, outgoing)
+        replaced = torch.zeros(age.shape, dtype=torch.bool, device=age.device)
         if not any(count):
             return replaced
-        corrected_utility = utility / correction
+        eligible = age > self.maturity_threshold
+        corrected_utility = utility / (1 - self.decay_rate ** age)
         for seed, number in enumerate(count):
             if number == 0:
                 continue

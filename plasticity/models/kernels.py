@@ -69,6 +69,48 @@ def _dot_and_update_tracked(row, d, scale, col_change, total, row_sum):
     return total, row_sum
 
 
+@_row_loop
+def _four_dots_and_updates_tracked(r0, r1, r2, r3, d, s0, s1, s2, s3, col_change, zero):
+    """_dot_and_update_tracked on four rows in one pass: d and col_change are loaded and stored once for the four,
+    which is what limits the one-row loop (it is bound by the L1 traffic of col_change, not by the rows)."""
+    t0 = t1 = t2 = t3 = zero
+    a0 = a1 = a2 = a3 = zero
+    for j in range(d.shape[0]):
+        dj = d[j]
+        o0, o1, o2, o3 = r0[j], r1[j], r2[j], r3[j]
+        t0 += o0 * dj
+        t1 += o1 * dj
+        t2 += o2 * dj
+        t3 += o3 * dj
+        n0, n1, n2, n3 = o0 - s0 * dj, o1 - s1 * dj, o2 - s2 * dj, o3 - s3 * dj
+        r0[j], r1[j], r2[j], r3[j] = n0, n1, n2, n3
+        a0 += abs(n0)
+        a1 += abs(n1)
+        a2 += abs(n2)
+        a3 += abs(n3)
+        col_change[j] += ((abs(n0) - abs(o0)) + (abs(n1) - abs(o1))) + ((abs(n2) - abs(o2)) + (abs(n3) - abs(o3)))
+    return t0, t1, t2, t3, a0, a1, a2, a3
+
+
+@_row_loop
+def _update_tracked_rows(weight_t, x, d, lr, rows, grad_in, row_abs_sum, col_change, zero):
+    """Update the given rows (all of nonzero inputs) of one seed, four at a time, writing each one's dot product
+    with the old weights into grad_in, its new sum of |row| into row_abs_sum and the change of |w| per column into
+    col_change."""
+    first = 0
+    while first + 4 <= rows.shape[0]:
+        i0, i1, i2, i3 = rows[first], rows[first + 1], rows[first + 2], rows[first + 3]
+        t0, t1, t2, t3, a0, a1, a2, a3 = _four_dots_and_updates_tracked(
+            weight_t[i0], weight_t[i1], weight_t[i2], weight_t[i3], d,
+            lr * x[i0], lr * x[i1], lr * x[i2], lr * x[i3], col_change, zero)
+        grad_in[i0], grad_in[i1], grad_in[i2], grad_in[i3] = t0, t1, t2, t3
+        row_abs_sum[i0], row_abs_sum[i1], row_abs_sum[i2], row_abs_sum[i3] = a0, a1, a2, a3
+        first += 4
+    for k in range(first, rows.shape[0]):
+        i = rows[k]
+        grad_in[i], row_abs_sum[i] = _dot_and_update_tracked(weight_t[i], d, lr * x[i], col_change, zero, zero)
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def linear_forward(weight_t, bias, x, out):
     """out[s, b] = bias[s] + sum_i x[s, b, i] * weight_t[s, i], reading only the rows of nonzero inputs
@@ -119,10 +161,11 @@ def linear_backward_sgd(weight_t, bias, x, delta, lr, need_grad, grad_in, row_ab
     backward = need_grad.shape[0] > 0
     zero = np.zeros(1, dtype=weight_t.dtype)[0]      # accumulate in the weights' precision, as BLAS does
     col_change = np.empty(weight_t.shape[2], dtype=weight_t.dtype)
+    tracked_rows = np.empty(n_in, dtype=np.int64)
     for s in range(seeds):
         d = delta[s, 0]
         bias[s] -= lr * d
-        col_change[:] = zero
+        count = 0
         for i in range(n_in):
             row, scale = weight_t[s, i], lr * x[s, 0, i]
             want_dot = backward and need_grad[s, i]
@@ -130,8 +173,10 @@ def linear_backward_sgd(weight_t, bias, x, delta, lr, need_grad, grad_in, row_ab
             if scale == 0.0:                              # no update for this row
                 if want_dot:
                     total = _dot(row, d, zero)
-            elif track:         # (the dot product rides along in the same pass even where it is not wanted)
-                total, row_abs_sum[s, i] = _dot_and_update_tracked(row, d, scale, col_change, zero, zero)
+            elif track:         # updated below, four rows at a time (with their dot products, wanted or not)
+                tracked_rows[count] = i
+                count += 1
+                continue
             elif want_dot:
                 total = _dot_and_update(row, d, scale, zero)
             else:
@@ -139,7 +184,27 @@ def linear_backward_sgd(weight_t, bias, x, delta, lr, need_grad, grad_in, row_ab
             if backward:
                 grad_in[s, 0, i] = total
         if track:
+            col_change[:] = zero
+            _update_tracked_rows(weight_t[s], x[s, 0], d, lr, tracked_rows[:count], grad_in[s, 0], row_abs_sum[s],
+                                 col_change, zero)
             col_abs_sum[s] += col_change
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def abs_sums(weight_t, row_abs_sum, col_abs_sum):
+    """row_abs_sum (S, in) and col_abs_sum (S, out), float64, set to the sums of |weight_t| over each row and
+    column in one pass over the weights (the exact start of the sums that `linear_backward_sgd` keeps)."""
+    for s in range(weight_t.shape[0]):
+        col_abs_sum[s, :] = 0.0
+        col = col_abs_sum[s]
+        for i in range(weight_t.shape[1]):
+            row = weight_t[s, i]
+            total = 0.0
+            for j in range(row.shape[0]):
+                magnitude = np.float64(abs(row[j]))
+                total += magnitude
+                col[j] += magnitude
+            row_abs_sum[s, i] = total
 
 
 class FillShiftedInputs:

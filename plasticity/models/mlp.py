@@ -85,6 +85,7 @@ class SeedMLP(LinearStack, nn.Module):
         self._row_abs_sums: list[torch.Tensor] | None = None
         self._col_abs_sums: list[torch.Tensor] | None = None
         self._magnitudes_version: list[int] = []
+        self._mean_magnitudes: list | None = None       # numpy views for `unit_magnitudes` on the CPU
         # Checkpoints carry the sums (see get_extra_state); they are restored once the parameters are loaded.
         self._loaded_magnitudes: dict | None = None
         self.register_load_state_dict_post_hook(SeedMLP._restore_magnitudes)
@@ -213,9 +214,13 @@ class SeedMLP(LinearStack, nn.Module):
             return False
         for index, weight in enumerate(self._weights):
             if self._magnitudes_version[index] != weight._version:
-                magnitude = weight.detach().abs()
-                torch.sum(magnitude, dim=1, dtype=torch.float64, out=self._row_abs_sums[index])
-                torch.sum(magnitude, dim=2, dtype=torch.float64, out=self._col_abs_sums[index])
+                if self.row_kernels and weight.device.type == "cpu":
+                    kernels.abs_sums(_input_major(weight), self._row_abs_sums[index].numpy(),
+                                     self._col_abs_sums[index].numpy())
+                else:
+                    magnitude = weight.detach().abs()
+                    torch.sum(magnitude, dim=1, dtype=torch.float64, out=self._row_abs_sums[index])
+                    torch.sum(magnitude, dim=2, dtype=torch.float64, out=self._col_abs_sums[index])
                 self._magnitudes_version[index] = weight._version
         return True
 
@@ -248,11 +253,25 @@ class SeedMLP(LinearStack, nn.Module):
         """Per hidden layer, the mean |input weight| and mean |output weight| of each unit, (S, units)."""
         self.track_unit_magnitudes()
         self._magnitudes_exact()
-        incoming = [(sums / weight.shape[2]).to(weight.dtype)
-                    for sums, weight in zip(self._col_abs_sums[:-1], self._weights[:-1])]
-        outgoing = [(sums / weight.shape[1]).to(weight.dtype)
-                    for sums, weight in zip(self._row_abs_sums[1:], self._weights[1:])]
-        return incoming, outgoing
+        if self._weights[0].device.type != "cpu":
+            incoming = [(sums / weight.shape[2]).to(weight.dtype)
+                        for sums, weight in zip(self._col_abs_sums[:-1], self._weights[:-1])]
+            outgoing = [(sums / weight.shape[1]).to(weight.dtype)
+                        for sums, weight in zip(self._row_abs_sums[1:], self._weights[1:])]
+            return incoming, outgoing
+        # On the CPU a tensor operation's call costs more than this arithmetic: the same IEEE operations in
+        # numpy, into buffers made once (valid until the next call).
+        if self._mean_magnitudes is None:
+            self._mean_magnitudes = [
+                [(sums.numpy(), weight.shape[dim], buffer, buffer.numpy())
+                 for sums, weight, buffer in zip(all_sums, weights, [torch.empty(w.shape[0], w.shape[3 - dim],
+                                                                                 dtype=w.dtype) for w in weights])]
+                for all_sums, weights, dim in ((self._col_abs_sums[:-1], self._weights[:-1], 2),
+                                               (self._row_abs_sums[1:], self._weights[1:], 1))]
+        for views in self._mean_magnitudes:
+            for sums, count, _, out in views:
+                np.divide(sums, count, out=out, casting="same_kind")
+        return tuple([buffer for _, _, buffer, _ in views] for views in self._mean_magnitudes)
 
 
 _NOT_TRACKED = np.empty((0, 0), dtype=np.float64)
