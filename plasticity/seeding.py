@@ -30,16 +30,24 @@ class ChunkedStream:
 
     def __init__(self, gens: list[torch.Generator], shape: tuple[int, ...], kind: str = "normal",
                  chunk: int = 1024, device: str | torch.device = "cpu"):
-        self.gens, self.shape, self.kind, self.chunk, self.device = gens, tuple(shape), kind, chunk, device
+        self.gens, self.shape, self.kind, self.chunk = gens, tuple(shape), kind, chunk
+        self.device = torch.device(device)
         self.buffer, self.position = None, chunk
 
     def _refill(self):
         draw = torch.randn if self.kind == "normal" else torch.rand
-        self.buffer = torch.stack([draw((self.chunk, *self.shape), generator=g) for g in self.gens]).to(self.device)
+        if self.device.type != "cpu":
+            self.buffer = torch.stack([draw((self.chunk, *self.shape), generator=g) for g in self.gens]).to(self.device)
+        else:       # drawn straight into the buffer (the same values as a fresh draw): no copy of the chunk
+            if self.buffer is None:
+                self.buffer = torch.empty(len(self.gens), self.chunk, *self.shape)
+            for g, rows in zip(self.gens, self.buffer):
+                draw((self.chunk, *self.shape), generator=g, out=rows)
         self.position = 0
 
     def next(self) -> torch.Tensor:
-        """The next sample for every seed: shape (S, *shape)."""
+        """The next sample for every seed: shape (S, *shape), a view that the next refill overwrites (on the
+        CPU), so use it within the step."""
         if self.position == self.chunk:
             self._refill()
         sample = self.buffer[:, self.position]
@@ -47,12 +55,13 @@ class ChunkedStream:
         return sample
 
     def state_dict(self) -> dict:
-        return {"gens": [g.get_state() for g in self.gens], "buffer": self.buffer, "position": self.position}
+        buffer = None if self.buffer is None else self.buffer.clone()      # the live one is refilled in place
+        return {"gens": [g.get_state() for g in self.gens], "buffer": buffer, "position": self.position}
 
     def load_state_dict(self, state: dict):
         """Restore `state_dict()`'s state, also one saved on another device (the generators stay on the CPU)."""
         for g, s in zip(self.gens, state["gens"]):
             g.set_state(s)
         buffer = state["buffer"]
-        self.buffer = None if buffer is None else buffer.to(self.device)
+        self.buffer = None if buffer is None else buffer.to(self.device, copy=True)
         self.position = state["position"]

@@ -86,6 +86,8 @@ class SeedMLP(LinearStack, nn.Module):
         self._col_abs_sums: list[torch.Tensor] | None = None
         self._magnitudes_version: list[int] = []
         self._mean_magnitudes: list | None = None       # numpy views for `unit_magnitudes` on the CPU
+        self._kernel_storage: list = []                   # see `_kernel_arrays`
+        self._kernel_views: list = []
         # Checkpoints carry the sums (see get_extra_state); they are restored once the parameters are loaded.
         self._loaded_magnitudes: dict | None = None
         self.register_load_state_dict_post_hook(SeedMLP._restore_magnitudes)
@@ -128,7 +130,7 @@ class SeedMLP(LinearStack, nn.Module):
                 x = x.contiguous()
                 self._inputs[-1] = x
                 z = x.new_empty(x.shape[0], x.shape[1], weight.shape[1])
-                kernels.linear_forward(_input_major(weight), bias.detach().numpy(), x.numpy(), z.numpy())
+                kernels.linear_forward(*self._kernel_arrays()[index], x.numpy(), z.numpy())
             else:
                 z = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
             if index == last:
@@ -178,14 +180,26 @@ class SeedMLP(LinearStack, nn.Module):
         for param in self.activations.parameters():     # their grads were written by `_deltas`
             param.mul_(keep).add_(param.grad, alpha=-lr)
 
+    def _kernel_arrays(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per layer, the numpy views (input-major weight, bias) that the kernels read and write, made again only
+        when a parameter's storage changes (`.to()`, `.double()`): at batch 1 on a small net, making them at
+        every call costs about as much as the kernels' arithmetic."""
+        storage = [(weight.data_ptr(), bias.data_ptr()) for weight, bias in zip(self._weights, self._biases)]
+        if storage != self._kernel_storage:
+            self._kernel_views = [(_input_major(weight), bias.detach().numpy())
+                                  for weight, bias in zip(self._weights, self._biases)]
+            self._kernel_storage = storage
+        return self._kernel_views
+
     def _kernel_sgd_step(self, delta: torch.Tensor, lr: float) -> None:
         tracked = self._magnitudes_exact()
+        arrays = self._kernel_arrays()
         # In the weights' precision (as torch.optim.SGD applies it): a Python float would make the kernels'
         # arithmetic float64.
-        lr_typed = np.asarray(lr, dtype=_input_major(self._weights[0]).dtype)[()]
+        lr_typed = np.asarray(lr, dtype=arrays[0][0].dtype)[()]
         no_rows = np.empty((0, 0), dtype=bool)
         for index in range(len(self._weights) - 1, -1, -1):
-            weight, inputs = self._weights[index], self._inputs[index]
+            inputs = self._inputs[index]
             if index > 0:
                 derivative = self.activations[index - 1].derivative(self._pre[index - 1], self.hidden[index - 1])
                 need_grad = (derivative != 0).any(dim=1).numpy()
@@ -194,9 +208,8 @@ class SeedMLP(LinearStack, nn.Module):
             grad_in = torch.empty_like(inputs)
             row_sums = self._row_abs_sums[index].numpy() if tracked else _NOT_TRACKED
             col_sums = self._col_abs_sums[index].numpy() if tracked else _NOT_TRACKED
-            kernels.linear_backward_sgd(_input_major(weight), self._biases[index].detach().numpy(),
-                                        inputs.numpy(), delta.numpy(), lr_typed, need_grad, grad_in.numpy(),
-                                        row_sums, col_sums)
+            kernels.linear_backward_sgd(*arrays[index], inputs.numpy(), delta.numpy(), lr_typed, need_grad,
+                                        grad_in.numpy(), row_sums, col_sums)
             if index > 0:
                 delta = grad_in * derivative
 
