@@ -26,6 +26,8 @@ def _data(args):
 
 
 def _train(args):
+    from plasticity.engine.deferred_dynamo import defer_dynamo_import
+    defer_dynamo_import()
     from plasticity.engine.checkpoint import Terminated
     from plasticity.engine.job import run_job
     try:

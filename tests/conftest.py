@@ -1,9 +1,16 @@
-"""Shared fixtures. Tests run from the repository root (pyproject's testpaths)."""
+"""Shared fixtures. Tests run from the repository root (pyproject's testpaths), on two workers (pyproject's addopts)."""
+import os
+
 import pytest
 import torch
 
 from plasticity.data.mnist import materialise_mnist
 from workflow_helpers import SMOKE, copy_workflow, snakemake
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)        # two workers share the two cores: a thread each
 
 
 @pytest.fixture(scope="session")

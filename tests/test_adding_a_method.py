@@ -19,7 +19,7 @@ from figures import FIGURES, load_aggregates
 from plasticity.analysis.reproduction import NOT_REPRODUCED, REPRODUCED
 from workflow_helpers import SMOKE, assert_reruns_exactly, dry_run, smoke_jobs, snakemake
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_dag")]   # see pyproject.toml
 
 METHOD_FILE = '''"""My method: plain SGD, under a name of its own."""
 import torch

@@ -23,7 +23,7 @@ import yaml
 from plasticity.config import load_protocol
 from workflow_helpers import SMOKE, WITHOUT_ACCOUNT_DATA, copy_workflow, snakemake
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_dag")]   # see pyproject.toml
 
 PARTITION = "plasticity"
 BINARIES = ["munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol", "scancel"]

@@ -19,7 +19,7 @@ from figures import FIGURES
 from workflow_helpers import (SMOKE, WITHOUT_ACCOUNT_DATA, assert_reruns_exactly, copy_workflow, dry_run,
                               smoke_jobs, snakemake, train_outputs)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_dag")]   # see pyproject.toml
 
 
 class edited:
