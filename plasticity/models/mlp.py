@@ -75,10 +75,7 @@ class SeedMLP(LinearStack, nn.Module):
         # (`.to(device)` swaps the parameters' data in place, so these stay valid.)
         self._weights = [layer.weight for layer in self.layers]
         self._biases = [layer.bias for layer in self.layers]
-        self._inputs: list[torch.Tensor] = []
-        self._pre: list[torch.Tensor] = []
-        self.hidden: list[torch.Tensor] = []
-        self._last_forward_by_kernels = False
+        self._trace = ForwardTrace()
         # Sums of |weight| per row (input unit) and column (output unit) of each layer, kept by the kernels;
         # `_magnitudes_version` is each weight's autograd version counter when they were last exact (any
         # in-place change from PyTorch, e.g. CBP replacing a unit or another optimizer, bumps it).
@@ -91,6 +88,15 @@ class SeedMLP(LinearStack, nn.Module):
         # Checkpoints carry the sums (see get_extra_state); they are restored once the parameters are loaded.
         self._loaded_magnitudes: dict | None = None
         self.register_load_state_dict_post_hook(SeedMLP._restore_magnitudes)
+
+    @property
+    def hidden(self) -> list[torch.Tensor]:
+        """The hidden activations of the last forward pass, one (S, B, units) tensor per hidden layer."""
+        return self._trace.hidden
+
+    @property
+    def _last_forward_by_kernels(self) -> bool:
+        return self._trace.by_kernels
 
     def _bound(self, index: int) -> float:
         hidden = index < len(self.activations)
@@ -121,32 +127,33 @@ class SeedMLP(LinearStack, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (S, B, in) -> output (S, B, out); keeps each layer's input and the hidden activations
         (`self.hidden`, used by CBP and the probes)."""
-        self._inputs, self._pre, self.hidden = [], [], []
-        self._last_forward_by_kernels = by_kernels = self._uses_kernels(x)
+        trace = self._trace
+        trace.inputs, trace.pre, trace.hidden = inputs, pre, hidden = [], [], []
+        trace.by_kernels = by_kernels = self._uses_kernels(x)
+        arrays = self._kernel_arrays() if by_kernels else None
         last = len(self._weights) - 1
         for index, (weight, bias) in enumerate(zip(self._weights, self._biases)):
-            self._inputs.append(x)
             if by_kernels:
                 x = x.contiguous()
-                self._inputs[-1] = x
                 z = x.new_empty(x.shape[0], x.shape[1], weight.shape[1])
-                kernels.linear_forward(*self._kernel_arrays()[index], x.numpy(), z.numpy())
+                kernels.linear_forward(*arrays[index], x.numpy(), z.numpy())
             else:
                 z = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+            inputs.append(x)
             if index == last:
                 return z
             x = self.activations[index](z)
-            self._pre.append(z)
-            self.hidden.append(x)
+            pre.append(z)
+            hidden.append(x)
 
     def _deltas(self, grad_output: torch.Tensor):
         """Yield (layer index, d(loss)/d(layer output)) from the last layer down. The delta of the layer below
         is computed before each yield, so the caller may update the yielded layer's weights in place."""
-        delta = grad_output
+        delta, trace = grad_output, self._trace
         for index in range(len(self._weights) - 1, -1, -1):
             below = None
             if index > 0:
-                below = self.activations[index - 1].backward(self._pre[index - 1], self.hidden[index - 1],
+                below = self.activations[index - 1].backward(trace.pre[index - 1], trace.hidden[index - 1],
                                                              torch.bmm(delta, self._weights[index]))
             yield index, delta
             delta = below
@@ -159,7 +166,7 @@ class SeedMLP(LinearStack, nn.Module):
             weight, bias = self._weights[index], self._biases[index]
             if weight.grad is None:
                 weight.grad, bias.grad = torch.empty_like(weight), torch.empty_like(bias)
-            torch.bmm(delta.transpose(1, 2), self._inputs[index], out=weight.grad)
+            torch.bmm(delta.transpose(1, 2), self._trace.inputs[index], out=weight.grad)
             torch.sum(delta, dim=1, out=bias.grad)
 
     @torch.no_grad()
@@ -173,7 +180,7 @@ class SeedMLP(LinearStack, nn.Module):
             return
         keep = 1.0 - lr * weight_decay
         for index, delta in self._deltas(grad_output):
-            self._weights[index].baddbmm_(delta.transpose(1, 2), self._inputs[index], beta=keep, alpha=-lr)
+            self._weights[index].baddbmm_(delta.transpose(1, 2), self._trace.inputs[index], beta=keep, alpha=-lr)
             if weight_decay:
                 self._biases[index].mul_(keep)
             self._biases[index].add_(delta.sum(dim=1), alpha=-lr)
@@ -198,10 +205,11 @@ class SeedMLP(LinearStack, nn.Module):
         # arithmetic float64.
         lr_typed = np.asarray(lr, dtype=arrays[0][0].dtype)[()]
         no_rows = np.empty((0, 0), dtype=bool)
+        trace = self._trace
         for index in range(len(self._weights) - 1, -1, -1):
-            inputs = self._inputs[index]
+            inputs = trace.inputs[index]
             if index > 0:
-                derivative = self.activations[index - 1].derivative(self._pre[index - 1], self.hidden[index - 1])
+                derivative = self.activations[index - 1].derivative(trace.pre[index - 1], trace.hidden[index - 1])
                 need_grad = (derivative != 0).any(dim=1).numpy()
             else:
                 need_grad = no_rows
@@ -288,6 +296,19 @@ class SeedMLP(LinearStack, nn.Module):
 
 
 _NOT_TRACKED = np.empty((0, 0), dtype=np.float64)
+
+
+class ForwardTrace:
+    """What the backward passes need of the last forward pass: each layer's input, the hidden layers' pre-activations
+    and activations, and whether the kernels computed it. A plain object: at batch 1, setting attributes of an
+    nn.Module at every forward pass (its __setattr__ checks for parameters and submodules) is a measurable cost."""
+    __slots__ = ("inputs", "pre", "hidden", "by_kernels")
+
+    def __init__(self):
+        self.inputs: list[torch.Tensor] = []
+        self.pre: list[torch.Tensor] = []
+        self.hidden: list[torch.Tensor] = []
+        self.by_kernels = False
 
 
 def _input_major(weight: torch.Tensor) -> np.ndarray:
