@@ -300,17 +300,31 @@ class Workflow:
         gpus = gres_gpus(compute["gres"]) if "gres" in compute else compute.get("gpu", 0)
         return max(gpus, 1) if self.config["device"] == "cuda" else gpus
 
-    def runtime(self, experiment: str, run: str, block: str) -> int:
-        """Minutes to request from a cluster: twice an estimate from the job's size, at most the experiment's
-        `max_runtime` (a job stopped at its limit resumes from its checkpoint when retried). Calibrated on a 2-core
-        CPU (quick scale: 0.6 ms per online step of overhead, ~1 GFLOP/s for batch-1 products, ~10 for the AdaLin
-        benchmarks' batch 16; the joint protocol's batched products run at ~50 GFLOP/s); the GPU figures are
-        guesses (launch-bound steps, fast products)."""
+    def estimated_seconds(self, experiment: str, run: str, block: str) -> float:
+        """A job's time, estimated from its size. Calibrated on a 2-core CPU (quick scale: 0.6 ms per online step of
+        overhead, ~1 GFLOP/s for batch-1 products, ~10 for the AdaLin benchmarks' batch 16; the joint protocol's
+        batched products run at ~50 GFLOP/s; a Gaussian draw per parameter, seed and step where the run adds noise
+        (`noise_std`: Shrink & Perturb), ~5 ns on the CPU); the GPU figures are guesses (launch-bound steps, fast
+        products)."""
         spec = self.experiments[experiment]
         cpu_flops_per_s = 5e10 if self.protocol_of(experiment) == "joint" else 1e10 if spec["batch_size"] > 1 else 1e9
-        step_s, flops_per_s = (1.5e-3, 2e11) if self.gpus(experiment) else (6e-4, cpu_flops_per_s)
-        seconds = self._steps(experiment, run) * step_s + self._cost(experiment, run, block) / flops_per_s
-        return min(max(10, math.ceil(2 * seconds / 60)), self.compute(experiment).get("max_runtime", math.inf))
+        step_s, flops_per_s, draw_s = (1.5e-3, 2e11, 1e-11) if self.gpus(experiment) else (6e-4, cpu_flops_per_s, 5e-9)
+        steps = self._steps(experiment, run)
+        seconds = steps * step_s + self._cost(experiment, run, block) / flops_per_s
+        if self.runs[experiment][run]["hparams"].get("noise_std"):
+            seconds += steps * self._weights(experiment, run) * len(self.job(experiment, run, block)) * draw_s
+        return seconds
+
+    def runtime(self, experiment: str, run: str, block: str) -> int:
+        """Minutes to request from a cluster: twice `estimated_seconds`, at most the experiment's `max_runtime` (a
+        job stopped at its limit resumes from its checkpoint when retried)."""
+        minutes = math.ceil(2 * self.estimated_seconds(experiment, run, block) / 60)
+        return min(max(10, minutes), self.compute(experiment).get("max_runtime", math.inf))
+
+    def priority(self, experiment: str, run: str, block: str) -> int:
+        """Snakemake's scheduling priority of a training job: its estimated seconds, so that the longest jobs start
+        first and no long job is left to run alone at the end of a run."""
+        return round(self.estimated_seconds(experiment, run, block))
 
     def mem_mb(self, experiment: str, run: str, block: str) -> int:
         """Weights, gradients and two optimizer buffers (float32) of every seed, plus the data set, the joint protocol's

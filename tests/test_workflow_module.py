@@ -58,6 +58,17 @@ def test_resources_follow_the_jobs_size(smoke):
     assert gres_gpus("gpu") == 1 and gres_gpus("gpu:a100:2") == 2
 
 
+def test_longer_jobs_are_scheduled_first(root):
+    default = Workflow(yaml.safe_load((root / "config/config.yaml").read_text()), root)
+    priority = {key: default.priority(*key) for key in default.jobs}
+    # Shrink & Perturb draws a Gaussian per parameter, seed and step on top of BP's work; a larger block costs more
+    assert priority["pmnist_methods", "shrink_perturb", "0-4"] > priority["pmnist_methods", "bp", "0-4"]
+    assert priority["pmnist_methods", "bp", "0-4"] > priority["pmnist_width", "bp-width_25", "0-4"]
+    assert default.priority("pmnist_methods", "bp", "0-4") > \
+        Workflow(scale(root), root).priority("pmnist_methods", "bp", "0-1")
+    assert default.runtime("pmnist_methods", "shrink_perturb", "0-4") > default.runtime("pmnist_methods", "bp", "0-4")
+
+
 @pytest.mark.parametrize("target, words", [
     (("bit_flipping", "no_such_run", "0-1"), ["'no_such_run'", "cbp"]),
     (("bit_flipping", "cbp", "0-5"), ["'0-5'", "0-1"]),

@@ -78,6 +78,10 @@ def train_runtime(wildcards):
     return _checked(WF.runtime, *_job_args(wildcards))
 
 
+def train_priority(wildcards):
+    return _checked(WF.priority, *_job_args(wildcards))
+
+
 def train_mem_mb(wildcards):
     return _checked(WF.mem_mb, *_job_args(wildcards))
 

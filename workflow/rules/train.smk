@@ -18,6 +18,8 @@ rule train:
         run=r"[^/]+",
         block=r"\d+-\d+",
     threads: 1
+    # Longest first (estimated from the job's size): a long job started last would finish alone.
+    priority: train_priority
     resources:
         runtime=train_runtime,
         mem_mb=train_mem_mb,
