@@ -1,8 +1,9 @@
 """Per-seed random streams: a seed's numbers never depend on which block of seeds it was trained in.
 
-Every random draw of a training job (initialisation, data, noise, CBP's replacements) comes from a generator
-keyed by (seed, purpose), drawn on the CPU in fixed-size chunks, so the values are identical whatever the block
-size, the other seeds, or the device the job runs on.
+Every random draw of a training job (initialisation, data, CBP's replacements) comes from a generator keyed by
+(seed, purpose), drawn on the CPU in fixed-size chunks, so the values are identical whatever the block size, the
+other seeds, or the device the job runs on. Shrink & Perturb's noise comes from counter-based streams under the
+same keys (plasticity/normal_stream.py).
 """
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ import hashlib
 import torch
 
 
-def generator(seed: int, purpose: str) -> torch.Generator:
-    """A CPU generator for one seed and one purpose (independent streams for init, data, noise, ...)."""
+def stream_key(seed: int, purpose: str) -> int:
+    """A 64-bit key for one seed and one purpose (independent streams for init, data, noise, ...)."""
     digest = hashlib.sha256(f"plasticity:{seed}:{purpose}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+    return int.from_bytes(digest[:8], "little")
+
+
+def generator(seed: int, purpose: str) -> torch.Generator:
+    """A CPU generator for one seed and one purpose."""
+    return torch.Generator().manual_seed(stream_key(seed, purpose) >> 1)
 
 
 def generators(seeds: list[int], purpose: str) -> list[torch.Generator]:
@@ -22,27 +28,26 @@ def generators(seeds: list[int], purpose: str) -> list[torch.Generator]:
 
 
 class ChunkedStream:
-    """Draws `shape`-sized samples per seed from per-seed generators, `chunk` samples at a time.
+    """Draws `shape`-sized uniform samples per seed from per-seed generators, `chunk` samples at a time.
 
     Drawing one sample per call per seed costs a Python call per seed per step; drawing chunks amortises it.
     The chunk length is fixed by the caller (never by the number of seeds), so values are block-invariant.
     """
 
-    def __init__(self, gens: list[torch.Generator], shape: tuple[int, ...], kind: str = "normal",
-                 chunk: int = 1024, device: str | torch.device = "cpu"):
-        self.gens, self.shape, self.kind, self.chunk = gens, tuple(shape), kind, chunk
+    def __init__(self, gens: list[torch.Generator], shape: tuple[int, ...], chunk: int = 1024,
+                 device: str | torch.device = "cpu"):
+        self.gens, self.shape, self.chunk = gens, tuple(shape), chunk
         self.device = torch.device(device)
         self.buffer, self.position = None, chunk
 
     def _refill(self):
-        draw = torch.randn if self.kind == "normal" else torch.rand
         if self.device.type != "cpu":
-            self.buffer = torch.stack([draw((self.chunk, *self.shape), generator=g) for g in self.gens]).to(self.device)
+            self.buffer = torch.stack([torch.rand((self.chunk, *self.shape), generator=g) for g in self.gens]).to(self.device)
         else:       # drawn straight into the buffer (the same values as a fresh draw): no copy of the chunk
             if self.buffer is None:
                 self.buffer = torch.empty(len(self.gens), self.chunk, *self.shape)
             for g, rows in zip(self.gens, self.buffer):
-                draw((self.chunk, *self.shape), generator=g, out=rows)
+                torch.rand((self.chunk, *self.shape), generator=g, out=rows)
         self.position = 0
 
     def next(self) -> torch.Tensor:

@@ -143,7 +143,7 @@ class ContinualBackprop:
         self.mean_activation = [torch.zeros(shape, device=device) for shape in shapes]
         self.accumulated = [torch.zeros(num_seeds, device=device) for _ in layers]
         # The reference draws a uniform number per layer per step when fewer than one unit is due.
-        self.coin = [ChunkedStream(gens, (), kind="uniform", chunk=4096, device=device) for _ in layers]
+        self.coin = [ChunkedStream(gens, (), chunk=4096, device=device) for _ in layers]
         self._captured: list[torch.Tensor] | None = None
         self._arrays: list | None = None            # the CPU's one-example path (`_one_example_arrays`)
         self._abs_buffers: dict[int, torch.Tensor] = {}

@@ -6,9 +6,7 @@ import torch
 
 from plasticity.methods import Learner, register
 from plasticity.methods.optimizers import make_optimizer
-from plasticity.seeding import ChunkedStream, generators
-
-NOISE_CHUNK_ELEMENTS = 1 << 20  # per-seed noise drawn this many elements at a time (fixed: block invariance)
+from plasticity.normal_stream import NormalStream
 
 
 class Perturbation:
@@ -16,11 +14,10 @@ class Perturbation:
 
     Call it after each optimizer step; with `torch.optim.SGD(weight_decay=wd)` that is Shrink and Perturb."""
 
-    def __init__(self, params, noise_std: float, gens: list[torch.Generator]):
+    def __init__(self, params, noise_std: float, seeds: list[int]):
         self.noise_std = noise_std
-        self.noise = {param: ChunkedStream(gens, param.shape[1:], device=param.device,
-                                           chunk=max(1, NOISE_CHUNK_ELEMENTS // param[0].numel()))
-                      for param in params}
+        self.noise = {param: NormalStream(seeds, f"perturb:{index}", param.shape[1:], device=param.device)
+                      for index, param in enumerate(params)}
 
     @torch.no_grad()
     def __call__(self, hidden=None) -> None:
@@ -39,7 +36,7 @@ class Perturbation:
 def build(model, seeds, lr: float, weight_decay: float, noise_std: float, optimizer: str = "sgd",
           momentum: float = 0.0) -> Learner:
     """Shrink and Perturb: weight decay and Gaussian noise on every parameter after each step."""
-    perturbation = Perturbation(list(model.parameters()), noise_std, generators(seeds, "perturb"))
+    perturbation = Perturbation(list(model.parameters()), noise_std, seeds)
     return Learner(make_optimizer(model.parameters(), optimizer, lr, weight_decay, decoupled=True,
                                   momentum=momentum),
                    after_step=perturbation, state=perturbation)
