@@ -54,6 +54,7 @@ from plasticity.methods.cbp import ContinualBackprop
 from plasticity.models import build_model
 from plasticity.models.mlp import loss_and_output_grad
 from plasticity.seeding import generator
+from plasticity.seeding.normal_stream import NormalStream
 from plasticity.workflow import Workflow
 
 PROTOCOL = load_protocol("config/experiments.yaml")
@@ -377,6 +378,35 @@ def conv_case(session: Session, setting: ConvSetting, seeds: int, schedule: Sche
                                                   plain_step(setting, session.device), schedule)
     label = f"{setting.arch}, batch {setting.batch}, {seeds} seed{'s' * (seeds > 1)}, {session.device.type}"
     session.add(Row(label, seeds * mine, theirs, target, None if session.cuda else seeds * mine_cpu / theirs_cpu))
+
+
+@case("noise_draws", "Shrink & Perturb's Gaussian noise, 5 seeds x 100k parameters: N(0, 1) draws per second of the "
+                     "per-seed ziggurat streams (plasticity.seeding.normal_stream) vs torch.randn from a generator "
+                     "per seed")
+def noise_draws(session: Session) -> None:
+    seeds, size, steps = 5, 100_000, session.steps(200)
+    stream = NormalStream(list(range(seeds)), "noise", (size,))
+    generators = [generator(seed, "noise") for seed in range(seeds)]
+    buffer = torch.empty(seeds, size)
+
+    def ziggurat() -> None:
+        stream.next()
+
+    def randn() -> None:
+        for seed, rng in enumerate(generators):
+            torch.randn(size, generator=rng, out=buffer[seed])
+
+    def draws_per_second(draw: Callable[[], None]) -> float:
+        draw()      # the compiled kernel loaded
+        fastest = math.inf
+        for _ in range(MLP_ROUNDS):
+            start = session.clock()
+            for _ in range(steps):
+                draw()
+            fastest = min(fastest, session.clock() - start)
+        return steps * seeds * size / fastest
+    session.add(Row("S&P noise: N(0, 1) draws per second", draws_per_second(ziggurat), draws_per_second(randn),
+                    mlp_target(session, 2.0)))
 
 
 @case("lop_convnet", "Dohare's continual-ImageNet ConvNet, batch 100, 3x32x32, 2 classes, SGD momentum 0.9: engine "

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import torch
 
-from plasticity.normal_stream import (_F, _LAYER_AREA, _LAYERS, _TAIL_START, _W, NormalStream, _splitmix)
+from plasticity.seeding.normal_stream import (_F, _LAYER_AREA, _LAYERS, _TAIL_START, _W, NormalStream, _splitmix)
 
 
 def test_words_are_splitmix64s_outputs():

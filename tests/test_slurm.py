@@ -1,5 +1,6 @@
 """The workflow on a real one-node Slurm cluster, through profiles/slurm: every training job of the smoke scale goes
-through sbatch, the cheap rules run locally, and the results equal a local run's.
+through sbatch, the cheap rules run locally, and the results equal a local run's. The profile's resources in dry
+runs, which need no cluster, are in test_slurm_profile.py.
 
 The cluster (munged, slurmctld, slurmd) runs as root from a temporary directory, with its own ports, munge key and
 socket, so that it leaves any other Slurm on the machine alone; it is stopped through its pid files afterwards.
@@ -18,10 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from plasticity.config import load_protocol
-from workflow_helpers import SMOKE, WITHOUT_ACCOUNT_DATA, copy_workflow, snakemake
+from workflow_helpers import SMOKE, copy_workflow, jobs_in_log, snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_dag")]   # see pyproject.toml
 
@@ -198,13 +197,6 @@ def slurm_jobs(env) -> dict[str, dict[str, str]]:
     return jobs
 
 
-def jobs_in_log(log: str, rule: str) -> list[str]:
-    """The entries of the `rule` jobs (not local ones) a Snakemake log lists, each from its `rule` line on
-    (indented when the job is part of a group job)."""
-    return [block for block in re.split(r"\n(?=[ \t]*(?:local)?rule \w+:)", log)
-            if re.match(rf"[ \t]*rule {rule}:", block)]
-
-
 def outputs_in_log(log: str, rule: str) -> set[str]:
     """The outputs of the `rule` jobs a Snakemake log lists."""
     return {path.strip() for block in jobs_in_log(log, rule)
@@ -301,57 +293,3 @@ def test_gpu_experiment_job_gets_a_gpu_and_a_submission_of_its_own(slurm, tmp_pa
     assert_completed(jobs, job_id)
     assert jobs[job_id]["TresPerJob"] == "gres:gpu:1", jobs[job_id]
     assert outputs_in_log(Path(log).read_text(), "train") == {target, target.replace(".parquet", ".json")}
-
-
-def dry_run_resources(workdir: Path, *args: str) -> list[tuple[str, dict[str, str], bool]]:
-    """(experiment, resources, grouped) of each training job that `snakemake -n` lists through profiles/slurm."""
-    output = snakemake(workdir, "-n", "--workflow-profile", "profiles/slurm", *args).stdout
-    jobs = jobs_in_log(output, "train")
-    assert len(jobs) == int(re.search(r"^train\s+(\d+)$", output, re.MULTILINE).group(1))
-    return [(re.search(r"wildcards: experiment=(\w+)", job).group(1),
-             dict(re.findall(r"(\w+)=([^,\s]*)", re.search(r"resources: (.*)", job).group(1))),
-             job.startswith(" "))  # a job of group train_cpu is indented under its group job
-            for job in jobs]
-
-
-def test_paper_scale_dry_run_with_the_slurm_profile(tmp_path):
-    """Needs no Slurm: the whole paper-scale DAG through profiles/slurm, every training job with its resources,
-    GPUs as its experiment asks, the CPU jobs of an hour or less grouped."""
-    workdir = copy_workflow(tmp_path)
-    protocol = load_protocol(workdir / "config/experiments.yaml")
-    jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml", "--config", WITHOUT_ACCOUNT_DATA)
-    assert {experiment for experiment, _, _ in jobs} == set(protocol)
-    for experiment, resources, grouped in jobs:
-        gpus = (protocol[experiment].get("resources") or {}).get("gpu", 0)
-        short = int(resources["runtime"]) <= 60
-        assert (int(resources["gpu"]), grouped) == (gpus, gpus == 0 and short), (experiment, resources)
-        assert int(resources["runtime"]) >= 10 and int(resources["mem_mb"]) > 1000, (experiment, resources)
-
-
-def test_gpu_resources_of_an_experiment_reach_slurm(tmp_path):
-    """`gpu` + `gpu_model`, or `gres`, and `max_runtime` from an experiment's `resources`; none with device: cpu."""
-    workdir = copy_workflow(tmp_path)
-    scale = workdir / "config/gpus.yaml"
-    # The paper's permuted-MNIST experiments with overrides, beside a CPU one and a vision one that keep their
-    # protocol's resources (the whole paper-scale DAG is the test above)
-    experiments = ["bit_flipping", "pmnist_step_size", "pmnist_rate", "pmnist_width", "pmnist_methods",
-                   "incremental_cifar100"]
-    scale.write_text(yaml.safe_dump({"scale": "gpus", "device": "auto", "experiments": experiments, "overrides": {"gpus": {
-        "pmnist_width": {"resources": {"gpu": 2, "gpu_model": "a100"}},
-        "pmnist_methods": {"resources": {"gres": "gpu:h100:1", "max_runtime": 60}}}}}))
-    expected = {"pmnist_step_size": ("1", None, ""), "pmnist_rate": ("1", None, ""),
-                "pmnist_width": ("2", "a100", ""), "pmnist_methods": ("0", None, "gpu:h100:1")}
-    protocol = load_protocol(workdir / "config/experiments.yaml")
-    jobs = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale), "--config", WITHOUT_ACCOUNT_DATA)
-    assert {experiment for experiment, _, _ in jobs} == set(experiments)
-    for experiment, resources, grouped in jobs:
-        # the other experiments: their protocol's GPUs (the vision ones 1, the rest CPU jobs)
-        own = str((protocol[experiment].get("resources") or {}).get("gpu", 0))
-        gpus = expected.get(experiment, (own, None, ""))
-        assert (resources["gpu"], resources.get("gpu_model"), resources["gres"]) == gpus, experiment
-        assert grouped == (gpus[0] == "0" and not gpus[2] and int(resources["runtime"]) <= 60), experiment
-    assert {resources["runtime"] for experiment, resources, _ in jobs if experiment == "pmnist_methods"} == {"60"}
-    cpu = dry_run_resources(workdir, "--configfile", "config/paper.yaml", str(scale), "--config", "device=cpu",
-                            WITHOUT_ACCOUNT_DATA)
-    assert {(resources["gpu"], resources["gres"]) for _, resources, _ in cpu} == {("0", "")}
-    assert all(grouped == (int(resources["runtime"]) <= 60) for _, resources, grouped in cpu)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import re
 import shutil
@@ -119,3 +120,20 @@ def assert_reruns_exactly(jobs, train_keys: set[tuple[str, str, str]]):
     assert bool(outputs_of(jobs, "adalin_table")) == any(key[0].startswith("adalin_") for key in train_keys)
     assert {rule for rule, _ in jobs} <= {"train", "aggregate", "figure", "reproduction", "stability_gap_tables",
                                           "adalin_table", "all"}
+
+
+def edit_smoke(change):
+    """An edit of the copied smoke scale: `change(overrides of the smoke scale, whole config)`."""
+    def edit(text):
+        # Through JSON: YAML aliases (experiments sharing one override) become separate objects to edit.
+        config = json.loads(json.dumps(yaml.safe_load(text)))
+        change(config["overrides"]["smoke"], config)
+        return yaml.safe_dump(config, sort_keys=False)
+    return edit
+
+
+def jobs_in_log(log: str, rule: str) -> list[str]:
+    """The entries of the `rule` jobs (not local ones) a Snakemake log lists, each from its `rule` line on
+    (indented when the job is part of a group job)."""
+    return [block for block in re.split(r"\n(?=[ \t]*(?:local)?rule \w+:)", log)
+            if re.match(rf"[ \t]*rule {rule}:", block)]

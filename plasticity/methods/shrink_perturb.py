@@ -6,7 +6,7 @@ import torch
 
 from plasticity.methods import Learner, register
 from plasticity.methods.optimizers import make_optimizer
-from plasticity.normal_stream import NormalStream
+from plasticity.seeding.normal_stream import NormalStream
 
 
 class Perturbation:

@@ -3,7 +3,7 @@
 Every random draw of a training job (initialisation, data, CBP's replacements) comes from a generator keyed by
 (seed, purpose), drawn on the CPU in fixed-size chunks, so the values are identical whatever the block size, the
 other seeds, or the device the job runs on. Shrink & Perturb's noise comes from counter-based streams under the
-same keys (plasticity/normal_stream.py).
+same keys (plasticity/seeding/normal_stream.py).
 """
 from __future__ import annotations
 
