@@ -34,23 +34,29 @@ DATA_FILES = {name: info.file for name, info in DATASETS.items()}
 GROUPED_MAX_MINUTES = 60
 
 
-def schema_message(error, where: str) -> str:
-    """One line from the jsonschema ValidationError behind snakemake.utils.validate's WorkflowError."""
+def schema_message(error, where: str, keyed_by: tuple[str, ...] = ()) -> str:
+    """One line from the jsonschema ValidationError behind snakemake.utils.validate's WorkflowError. `keyed_by`
+    names the levels of a mapping validated in one call (("experiment", "run")): the line names the entry."""
     cause = error.__cause__ or error.__context__
     if not (hasattr(cause, "absolute_path") and hasattr(cause, "message")):
         return f"{where}: {error}"
-    path = ".".join(str(part) for part in cause.absolute_path)
+    parts = list(cause.absolute_path)
+    keys, path = parts[:len(keyed_by)], ".".join(str(part) for part in parts[len(keyed_by):])
+    if keys:
+        entry = " of ".join(f"{level} {key!r}" for level, key in reversed(list(zip(keyed_by, keys))))
+        where = f"{entry} ({where})"
     return f"{where}: {path}: {cause.message}" if path else f"{where}: {cause.message}"
 
 
-def validate(data: dict, schema: Path, where: str, set_default: bool = True) -> None:
-    """snakemake.utils.validate, its error as one ConfigError line naming the bad value."""
+def validate(data: dict, schema: Path, where: str, set_default: bool = True, keyed_by: tuple[str, ...] = ()) -> None:
+    """snakemake.utils.validate, its error as one ConfigError line naming the bad value (and the entry, for a
+    mapping of `keyed_by` levels)."""
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate as snakemake_validate
     try:
         snakemake_validate(data, str(schema), set_default=set_default)
     except WorkflowError as error:
-        raise ConfigError(schema_message(error, where)) from None
+        raise ConfigError(schema_message(error, where, keyed_by)) from None
 
 
 def library_hash(root: Path) -> str:
@@ -123,7 +129,7 @@ class Workflow:
         except ConfigError as error:
             raise ConfigError(f"{error} (scale {self.scale!r})") from None
         self.overrides = (config.get("overrides") or {}).get(self.scale) or {}
-        self.runs = {name: self._validated_runs(name, experiment) for name, experiment in self.experiments.items()}
+        self.runs = self._validated_runs()
         self.catalog = load_catalog(self.root, {f"{name}/{run_id}": self._catalog_run(name, run)
                                                 for name, runs in self.runs.items() for run_id, run in runs.items()})
         if self.catalog["error"]:
@@ -140,15 +146,19 @@ class Workflow:
                      for seeds in seed_blocks(experiment["seeds"], self.seeds_per_job(name))}
         self._check_data()
 
-    def _validated_runs(self, name: str, experiment: dict) -> dict[str, dict]:
-        where = f"experiment {name!r} (scale {self.scale!r})"
-        validate(experiment, self.root / SCHEMAS / "experiments.schema.yaml", where, set_default=False)
-        try:
-            runs = expand_runs(experiment)
-        except ConfigError as error:
-            raise ConfigError(f"experiment {name!r}: {error}") from None
-        for run_id, run in runs.items():
-            validate(run, self.root / SCHEMAS / "run.schema.yaml", f"run {run_id!r} of {where}", set_default=False)
+    def _validated_runs(self) -> dict[str, dict[str, dict]]:
+        """{experiment: {run id: run}}: the experiments checked, their grids expanded, the runs checked."""
+        where = f"scale {self.scale!r}"
+        validate(self.experiments, self.root / SCHEMAS / "experiments.schema.yaml", where, set_default=False,
+                 keyed_by=("experiment",))
+        runs = {}
+        for name, experiment in self.experiments.items():
+            try:
+                runs[name] = expand_runs(experiment)
+            except ConfigError as error:
+                raise ConfigError(f"experiment {name!r}: {error}") from None
+        validate(runs, self.root / SCHEMAS / "run.schema.yaml", where, set_default=False,
+                 keyed_by=("experiment", "run"))
         return runs
 
     def _catalog_run(self, name: str, run: dict) -> dict:
