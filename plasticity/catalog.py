@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Files every training job runs, whatever its protocol, method, benchmark and model: editing one reruns every job.
 ENGINE_SOURCES = ["plasticity/engine/job.py", "plasticity/engine/common.py", "plasticity/engine/checkpoint.py",
-                  "plasticity/seeding/__init__.py", "plasticity/methods/__init__.py", "plasticity/benchmarks/__init__.py",
-                  "plasticity/activations/__init__.py", "plasticity/models/__init__.py"]
+                  "plasticity/seeding/__init__.py", "plasticity/methods/__init__.py",
+                  "plasticity/benchmarks/__init__.py", "plasticity/activations/__init__.py",
+                  "plasticity/models/__init__.py"]
 
 # Modules whose edits must not rerun jobs through the import graph: the package roots and the config/CLI layer (a
 # change there that matters changes the job spec, i.e. the params).

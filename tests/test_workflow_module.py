@@ -37,6 +37,19 @@ def test_job_table_covers_every_run_and_seed_block(smoke):
     assert spec["seeds"] == [0, 1] and spec["method"] == "cbp" and spec["device"] == "cpu"
 
 
+@pytest.mark.parametrize("changes, message", [
+    ({"bit_flipping": {"model": {"width": 0}}},
+     "experiment 'bit_flipping' (scale 'smoke'): model.width: 0 is less than the minimum of 1"),
+    ({"bit_flipping": {"runs": {"cbp": {"hparams": {"decay_rate": 2}}}}},
+     "run 'cbp' of experiment 'bit_flipping' (scale 'smoke'): hparams.decay_rate: 2 is greater than the maximum of 1"),
+])
+def test_schema_error_names_the_experiment_or_run_of_one_call(root, changes, message):
+    """The experiments, then the runs, are each checked in one validate call: the message still names the entry."""
+    with pytest.raises(ConfigError) as error:
+        Workflow(scale(root, overrides={"smoke": changes}), root)
+    assert str(error.value) == message
+
+
 def test_an_experiments_own_seeds_per_job_wins(root):
     workflow = Workflow(scale(root, overrides={"smoke": {"bit_flipping": {"seeds_per_job": 1}}}), root)
     assert sorted(block for name, run, block in workflow.jobs if (name, run) == ("bit_flipping", "cbp")) == \
