@@ -41,7 +41,8 @@ def test_job_table_covers_every_run_and_seed_block(smoke):
     ({"bit_flipping": {"model": {"width": 0}}},
      "experiment 'bit_flipping' (scale 'smoke'): model.width: 0 is less than the minimum of 1"),
     ({"bit_flipping": {"runs": {"cbp": {"hparams": {"decay_rate": 2}}}}},
-     "run 'cbp' of experiment 'bit_flipping' (scale 'smoke'): hparams.decay_rate: 2 is greater than the maximum of 1"),
+     "run 'cbp' of experiment 'bit_flipping' (scale 'smoke'): "
+     "hparams.decay_rate: 2 is greater than the maximum of 1"),
 ])
 def test_schema_error_names_the_experiment_or_run_of_one_call(root, changes, message):
     """The experiments, then the runs, are each checked in one validate call: the message still names the entry."""
