@@ -29,7 +29,10 @@ def _train(args):
     from plasticity.engine.deferred_dynamo import defer_dynamo_import
     defer_dynamo_import()
     from plasticity.engine.checkpoint import Terminated
-    from plasticity.engine.job import run_job
+    from plasticity.engine.job import relabel_job, run_job
+    if args.same_as:
+        relabel_job(json.loads(args.spec), args.out, args.same_as)
+        return None
     try:
         run_job(json.loads(args.spec), args.out, data_path=args.data, checkpoint=args.checkpoint,
                 checkpoint_minutes=args.checkpoint_minutes, checkpoint_tasks=args.checkpoint_tasks)
@@ -126,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-tasks", type=_at_least_or_off(int, 1), default=None, metavar="K|off",
                        help="also save it every K tasks (benchmarks with tasks, contexts of the joint protocol; "
                             "default off)")
+    train.add_argument("--same-as", default=None, metavar="PARQUET",
+                       help="the results of a job of another experiment with the same spec but for its labels: "
+                            "relabel them instead of training again (the workflow passes it)")
     train.set_defaults(handler=_train)
 
     listing = commands.add_parser("list", help="what exists: methods, benchmarks, models, activations, protocols, "

@@ -146,5 +146,16 @@ def job_spec(name: str, experiment: dict, run_id: str, seeds: list[int], device:
             "bin_size": experiment["bin_size"], "probe": experiment.get("probe"), "seeds": seeds, "device": device}
 
 
+# The fields of a job spec that only label its results: two specs equal without them train the same numbers (a
+# seed's streams are keyed by the seed and their purpose, never by the experiment; plasticity.seeding).
+RESULT_LABELS = ("paper", "experiment", "run")
+
+
+def training_identity(spec: dict) -> str:
+    """What a job trains, without the labels of its results: the key under which the workflow trains identical
+    jobs of different experiments once."""
+    return canonical_json({key: value for key, value in spec.items() if key not in RESULT_LABELS})
+
+
 def canonical_json(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -1,7 +1,9 @@
 """The training engine: hand-derived backward vs autograd, seed-block invariance, divergence, bad input."""
 import copy
+import json
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -9,7 +11,7 @@ from plasticity.config import ConfigError, deep_merge, job_spec, load_protocol, 
 from plasticity.methods import build_learner
 from plasticity.activations import ACTIVATIONS
 from plasticity.models.mlp import SeedMLP, loss_and_output_grad
-from plasticity.engine.job import train
+from plasticity.engine.job import relabel_job, train
 from plasticity.engine.online import plain_sgd_hyperparameters
 
 PROTOCOL = load_protocol("config/experiments.yaml")
@@ -187,3 +189,17 @@ def test_benchmark_arguments_are_checked_before_building():
     with pytest.raises(ConfigError, match=r"unknown argument\(s\) of benchmark 'bit_flipping' \['num_inputz'\]"):
         train(job_spec("bit_flipping", small("bit_flipping", benchmark_args={"num_inputz": 3}), "cbp", [0], "cpu"),
               progress=False)
+
+
+def test_relabelling_refuses_results_trained_from_another_spec(tmp_path):
+    """A job stands in for another only if their specs are equal but for the labels of their results."""
+    spec = {"paper": "p", "experiment": "a", "run": "bp", "method": "bp", "hparams": {"lr": 0.01}, "seeds": [0]}
+    trained = tmp_path / "trained.parquet"
+    trained.with_suffix(".json").write_text(json.dumps({"spec": spec, "wall_seconds": 2.0}))
+    pd.DataFrame({"paper": ["p"], "experiment": ["a"], "run": ["bp"], "value": [0.5]}).to_parquet(trained)
+    relabel_job({**spec, "experiment": "b", "run": "copy"}, str(tmp_path / "b.parquet"), str(trained))
+    assert pd.read_parquet(tmp_path / "b.parquet")[["experiment", "run", "value"]].values.tolist() == [["b", "copy", 0.5]]
+    with pytest.raises(ConfigError, match="another spec"):
+        relabel_job({**spec, "experiment": "c", "hparams": {"lr": 0.1}}, str(tmp_path / "c.parquet"), str(trained))
+    assert not (tmp_path / "c.parquet").exists()
+

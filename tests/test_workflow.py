@@ -8,10 +8,13 @@ other test worker takes while this one runs the DAG.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
 
 from figures import FIGURES
 from workflow_helpers import SMOKE, assert_reruns_exactly, dry_run, edit_smoke, smoke_jobs, snakemake, train_outputs
@@ -52,6 +55,20 @@ def test_smoke_dag_produces_every_figure_and_the_table(smoke_run):
         stem = smoke_run / f"results/runs/{experiment}/{run}/seeds{block}"
         assert stem.with_suffix(".parquet").exists() and stem.with_suffix(".json").exists()
         assert (smoke_run / f"logs/train/{experiment}/{run}/seeds{block}.log").exists()
+
+
+def test_a_job_identical_to_another_experiments_relabels_its_results(smoke_run):
+    """pmnist_methods' BP equals pmnist_step_size's BP at 0.003 but for its labels: its results are those rows,
+    relabelled, and its provenance names the job that trained them."""
+    trained = smoke_run / "results/runs/pmnist_step_size/bp-lr_0.003/seeds0-1.parquet"
+    copy = smoke_run / "results/runs/pmnist_methods/bp/seeds0-1.parquet"
+    relabelled = pd.read_parquet(copy)
+    assert set(relabelled["experiment"]) == {"pmnist_methods"} and set(relabelled["run"]) == {"bp"}
+    original = pd.read_parquet(trained).assign(experiment="pmnist_methods", run="bp")
+    assert_frame_equal(relabelled, original, check_exact=True)
+    provenance = json.loads(copy.with_suffix(".json").read_text())
+    assert provenance["trained_as"] == "results/runs/pmnist_step_size/bp-lr_0.003/seeds0-1.parquet"
+    assert provenance["spec"]["experiment"] == "pmnist_methods"
 
 
 def test_report_has_figures_with_captions_and_the_table(smoke_run):

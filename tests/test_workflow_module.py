@@ -65,6 +65,21 @@ def test_inputs_are_the_runs_sources_and_its_data(smoke):
     assert "data" not in smoke.train_inputs("bit_flipping", "cbp", "0-1")
 
 
+def test_jobs_that_train_the_same_thing_train_once(root, smoke):
+    """BP at the same step size and width in three permuted-MNIST experiments trains once; the others relabel it.
+    A job differing in anything but its labels (here its step size) trains on its own."""
+    original = ("pmnist_step_size", "bp-lr_0.003", "0-1")
+    assert {key: value for key, value in smoke.trained_as.items() if value == original} == {
+        ("pmnist_width", "bp-width_16", "0-1"): original, ("pmnist_rate", "bp-examples_per_task_200", "0-1"): original,
+        ("pmnist_methods", "bp", "0-1"): original}
+    assert smoke.train_inputs("pmnist_methods", "bp", "0-1")["same_as"] == Workflow.run_parquet(*original)
+    assert "same_as" not in smoke.train_inputs(*original)
+    assert smoke.estimated_seconds("pmnist_methods", "bp", "0-1") < smoke.estimated_seconds(*original)
+    changed = Workflow(scale(root, overrides={"smoke": {"pmnist_methods": {"runs": {"bp": {"hparams": {"lr": 0.005}}}}}}),
+                       root)
+    assert ("pmnist_methods", "bp", "0-1") not in changed.trained_as
+
+
 def test_resources_follow_the_jobs_size(smoke):
     assert smoke.runtime("bit_flipping", "cbp", "0-1") >= 10 and smoke.mem_mb("pmnist_methods", "bp", "0-1") > 1500
     assert smoke.slurm_gpus("bit_flipping") == {"gpu": 0, "gpu_model": None, "gres": ""}
@@ -76,11 +91,11 @@ def test_longer_jobs_are_scheduled_first(root):
     default = Workflow(yaml.safe_load((root / "config/config.yaml").read_text()), root)
     priority = {key: default.priority(*key) for key in default.jobs}
     # Shrink & Perturb draws a Gaussian per parameter, seed and step on top of BP's work; a larger block costs more
-    assert priority["pmnist_methods", "shrink_perturb", "0-4"] > priority["pmnist_methods", "bp", "0-4"]
-    assert priority["pmnist_methods", "bp", "0-4"] > priority["pmnist_width", "bp-width_25", "0-4"]
-    assert default.priority("pmnist_methods", "bp", "0-4") > \
-        Workflow(scale(root), root).priority("pmnist_methods", "bp", "0-1")
-    assert default.runtime("pmnist_methods", "shrink_perturb", "0-4") > default.runtime("pmnist_methods", "bp", "0-4")
+    bp = ("pmnist_step_size", "bp-lr_0.003")
+    assert priority["pmnist_methods", "shrink_perturb", "0-4"] > priority[(*bp, "0-4")]
+    assert priority[(*bp, "0-4")] > priority["pmnist_width", "bp-width_25", "0-4"]
+    assert default.priority(*bp, "0-4") > Workflow(scale(root), root).priority(*bp, "0-1")
+    assert default.runtime("pmnist_methods", "shrink_perturb", "0-4") > default.runtime(*bp, "0-4")
 
 
 @pytest.mark.parametrize("target, words", [

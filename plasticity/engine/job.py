@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from plasticity.config import ConfigError
+from plasticity.config import RESULT_LABELS, ConfigError, training_identity
 from plasticity.engine.checkpoint import Checkpoints
 from plasticity.engine.common import resolve_device
 from plasticity.engine.joint import train_joint
@@ -90,3 +90,24 @@ def run_job(spec: dict, out: str, data_path: str | None = None, checkpoint: str 
     write_atomically(out_path.with_suffix(".json"), lambda p: Path(p).write_text(json.dumps(info, indent=2)))
     write_atomically(out_path, lambda p: frame.to_parquet(p, index=False))
     checkpoints.remove()
+
+
+def relabel_job(spec: dict, out: str, trained: str) -> None:
+    """Write `out` and its provenance from `trained`, the results of a job of another experiment that trains the
+    same thing (equal specs but for RESULT_LABELS): its rows under this spec's labels, bit for bit the numbers this
+    job would train. The workflow runs this instead of training such a job twice."""
+    start = time.perf_counter()
+    trained_path = Path(trained)
+    trained_info = json.loads(trained_path.with_suffix(".json").read_text())
+    if training_identity(trained_info["spec"]) != training_identity(spec):
+        raise ConfigError(f"{trained} was trained from another spec than this job's: it cannot stand in for "
+                          f"{spec['experiment']}/{spec['run']}")
+    frame = pd.read_parquet(trained_path)
+    for label in RESULT_LABELS:
+        frame[label] = spec[label]
+    info = {**trained_info, "spec": spec, "trained_as": str(trained_path),
+            "trained_seconds": trained_info["wall_seconds"], "wall_seconds": round(time.perf_counter() - start, 3)}
+    out_path = Path(out)
+    write_atomically(out_path.with_suffix(".json"), lambda p: Path(p).write_text(json.dumps(info, indent=2)))
+    write_atomically(out_path, lambda p: frame.to_parquet(p, index=False))
+

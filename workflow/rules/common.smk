@@ -70,6 +70,11 @@ def train_data_flag(wildcards, input):
     return f"--data {input.data}" if "data" in input.keys() else ""
 
 
+def train_same_as_flag(wildcards, input):
+    """A job identical to one of another experiment relabels that job's results instead of training."""
+    return f"--same-as {input.same_as}" if "same_as" in input.keys() else ""
+
+
 def train_checkpoint_flags(wildcards, output):
     return WF.checkpoint_flags(output.parquet)
 

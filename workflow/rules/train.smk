@@ -10,6 +10,7 @@ rule train:
     params:
         spec=train_spec,
         data=train_data_flag,
+        same_as=train_same_as_flag,
         checkpoint=train_checkpoint_flags,
     log:
         "logs/train/{experiment}/{run}/seeds{block}.log",
@@ -34,4 +35,4 @@ rule train:
         # A job that asks for no GPU runs on the CPU, even where one is visible (device: auto).
         "[ {resources.gpu} -gt 0 ] || [ -n \"{resources.gres}\" ] || export CUDA_VISIBLE_DEVICES=; "
         "OMP_NUM_THREADS={threads} plasticity train --spec {params.spec:q} --out {output.parquet} {params.data}"
-        " {params.checkpoint} > {log} 2>&1"
+        " {params.checkpoint} {params.same_as} > {log} 2>&1"
