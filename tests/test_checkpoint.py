@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -25,6 +24,7 @@ import plasticity.engine.tasks
 from plasticity.benchmarks import build_benchmark
 from plasticity.benchmarks.bit_flipping import BitFlipping
 from plasticity.benchmarks.contexts import ContextBenchmark
+from plasticity.models.mlp import SeedMLP
 from plasticity.benchmarks.permuted_mnist import PermutedMnist
 from plasticity.engine.checkpoint import Checkpoints, Terminated
 from plasticity.config import deep_merge, expand_runs, job_spec, load_protocol
@@ -133,25 +133,35 @@ class Crash(Exception):
     """Stands for a kill: the process ends in the middle of a step."""
 
 
-# A function each protocol calls once per step: the online loop's loss, the joint loop's batch draw, the tasks loop's
-# training step.
-ONCE_PER_STEP = {"online": (plasticity.engine.online, "loss_and_output_grad"),
-                 "joint": (ContextBenchmark, "next_batch"), "tasks": (plasticity.engine.tasks, "autograd_step")}
+# The functions a protocol calls in each step, with the steps a call covers: the online loop's loss (step by step)
+# or the kernels' many steps in one call (`SeedMLP.sgd_steps`, plain SGD at batch 1), the joint loop's batch draw,
+# the tasks loop's training step.
+def one_step(*args) -> int:
+    return 1
+
+
+PER_STEP_CALLS = {"online": [(plasticity.engine.online, "loss_and_output_grad", one_step),
+                             (SeedMLP, "sgd_steps", lambda model, inputs, *rest: inputs.shape[1])],
+                  "joint": [(ContextBenchmark, "next_batch", one_step)],
+                  "tasks": [(plasticity.engine.tasks, "autograd_step", one_step)]}
 
 
 def at_call(monkeypatch, call: int, action, spec: dict) -> None:
-    """Run `action()` in the `call`-th call of the once-per-step function (of step `call` - 1) of the next training
-    run of `spec`."""
-    owner, name = ONCE_PER_STEP[spec.get("protocol", "online")]
-    calls = itertools.count(1)
-    original = getattr(owner, name)
+    """Run `action()` in the call that runs step `call` - 1 (counted from 0) of the next training run of `spec`."""
+    done = 0
 
-    def counting(*args):
-        if next(calls) == call:
-            action()
-        return original(*args)
+    def counting(original, steps_of):
+        def call_counting(*args):
+            nonlocal done
+            steps = steps_of(*args)
+            if done < call <= done + steps:
+                action()
+            done += steps
+            return original(*args)
+        return call_counting
 
-    monkeypatch.setattr(owner, name, counting)
+    for owner, name, steps_of in PER_STEP_CALLS[spec.get("protocol", "online")]:
+        monkeypatch.setattr(owner, name, counting(getattr(owner, name), steps_of))
 
 
 def crash():

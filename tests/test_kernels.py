@@ -98,3 +98,50 @@ def test_seed_results_do_not_depend_on_the_block():
                 model.sgd_step_from_output_grad(model(batch) - 0.5, 0.1)
     for mine, theirs in zip(alone.parameters(), block.parameters()):
         assert torch.equal(mine[0], theirs[2])
+
+
+def step_by_step(model, inputs, targets, loss, lr):
+    """The online protocol's step-by-step path at batch 1: forward, output gradient, fused SGD; the metric summed."""
+    total = torch.zeros(inputs.shape[0])
+    for step in range(inputs.shape[1]):
+        with torch.no_grad():
+            output = model(inputs[:, step:step + 1])
+        value, grad = loss_and_output_grad(output, targets[:, step:step + 1], loss)
+        total += value if loss == "mse" else (output.argmax(dim=-1) == targets[:, step:step + 1]).float().mean(dim=1)
+        model.sgd_step_from_output_grad(grad, lr)
+    return total
+
+
+@pytest.mark.parametrize("activation, depth, loss, exact", [
+    ("relu", 2, "mse", True), ("linear", 0, "mse", True), ("relu", 2, "cross_entropy", False),
+    ("tanh", 1, "mse", False)])
+def test_many_steps_in_one_call_equal_the_step_by_step_path(activation, depth, loss, exact):
+    """`sgd_steps` runs the same steps as the step-by-step path: bit for bit under the squared error with ReLU or
+    linear units; to float32 rounding where its log-softmax and tanh are its own. The metric is each step's before
+    its update: for the cross-entropy the count of correct argmax predictions."""
+    generator = torch.Generator().manual_seed(1)
+    seeds, steps, features, outputs = 3, 40, 7, 3 if loss == "cross_entropy" else 1
+    inputs = sparse_inputs(steps, seeds, features, generator).float()[:, :, 0].transpose(0, 1).contiguous()
+    if loss == "cross_entropy":
+        targets = torch.randint(0, outputs, (seeds, steps), generator=generator)
+    else:
+        targets = torch.randn(seeds, steps, outputs, generator=generator)
+    models = [SeedMLP(features, outputs, width=9, depth=depth, activation_name=activation, seeds=list(range(seeds)),
+                      row_kernels=True) for _ in range(2)]
+    assert models[0].trains_steps_in_kernels(loss)
+    expected = step_by_step(models[1], inputs, targets, loss, 0.05)
+    total = torch.zeros(seeds)
+    models[0].sgd_steps(inputs, targets, loss, 0.05, total)
+    compare = torch.equal if exact else lambda a, b: torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert compare(total, expected), (total, expected)
+    for mine, theirs in zip(models[0].parameters(), models[1].parameters()):
+        assert compare(mine, theirs)
+
+
+def test_networks_the_step_kernel_does_not_compute_take_the_step_by_step_path():
+    assert not SeedMLP(4, 2, width=3, depth=1, activation_name="leaky_relu", seeds=[0],
+                       row_kernels=True).trains_steps_in_kernels("mse")
+    assert not SeedMLP(4, 2, width=3, depth=1, activation_name="relu", seeds=[0]).trains_steps_in_kernels("mse")
+    tracked = SeedMLP(4, 2, width=3, depth=1, activation_name="relu", seeds=[0], row_kernels=True)
+    tracked.track_unit_magnitudes()                 # CBP's sums: kept by the step-by-step kernels only
+    assert not tracked.trains_steps_in_kernels("mse")

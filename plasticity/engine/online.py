@@ -68,6 +68,27 @@ def train_online(spec: dict, data_path: str | None = None, progress: bool = True
     state = TrainingState(model, learner, benchmark, recorder=recorder, bin_total=bin_total,
                           diverged_at=diverged_at)
 
+    def train_step(batch) -> None:
+        """One step of the step-by-step path: forward, loss, update and the method's hook; the online metric (of
+        the batch before its update) into the bin."""
+        inputs, targets = batch
+        if hand_derived:
+            output = model(inputs)
+            loss, output_grad = loss_and_output_grad(output, targets, spec["loss"])
+        else:
+            output, loss = autograd_step(model, learner.optimizer, inputs, targets, spec["loss"])
+        if online_metric == "squared_error":
+            bin_total.add_(loss)
+        else:
+            bin_total.add_((output.argmax(dim=-1) == targets).float().mean(dim=1))
+        if fused_sgd:
+            model.sgd_step_from_output_grad(output_grad, *fused_sgd)
+        elif hand_derived:
+            model.backward_from_output_grad(output_grad)
+            learner.optimizer.step()
+        if learner.after_step is not None:
+            learner.after_step(model.features)
+
     first_step = 0
     saved = checkpoints.resume(spec)
     if saved is not None:
@@ -76,40 +97,41 @@ def train_online(spec: dict, data_path: str | None = None, progress: bool = True
     steps_per_task = benchmark.examples_per_task // batch_size if benchmark.examples_per_task else None
     checkpoints.start(first_step, steps_per_task)
 
+    # Plain SGD at batch 1 on a network that the kernels train whole runs many steps per call
+    # (`SeedMLP.sgd_steps`): every step up to the next point where the loop looks (a bin's end, a probe, a check).
+    steps_in_kernels = (fused_sgd is not None and not fused_sgd[1] and learner.after_step is None
+                        and batch_size == 1 and hasattr(model, "sgd_steps")
+                        and model.trains_steps_in_kernels(spec["loss"]))
     steps = spec["examples"] // batch_size
+    bin_steps = bin_size // batch_size
     binned = first_step * batch_size // bin_size * bin_size
     with checkpoints.stopping_on_sigterm(), tqdm(
             total=spec["examples"], initial=binned, unit="ex", unit_scale=True, disable=not progress, mininterval=5,
             desc=f"{spec['experiment']}/{spec['run']} seeds {seeds[0]}-{seeds[-1]}", file=sys.stderr) as bar:
-        for step in range(first_step, steps):
+        step = first_step
+        while step < steps:
             seen = step * batch_size
             if step >= checkpoints.next_check:
                 checkpoints.at_step(step, seen, state.state_dict)
             if task_length and seen % task_length == 0:
                 probe(model, benchmark.peek(spec["probe"]["size"]), recorder, seen, diverged=diverged_at >= 0)
-            inputs, targets = benchmark.next_batch(batch_size)
-            if hand_derived:
-                output = model(inputs)
-                loss, output_grad = loss_and_output_grad(output, targets, spec["loss"])
+            if steps_in_kernels:
+                stops = [(step // bin_steps + 1) * bin_steps, checkpoints.next_check]
+                if task_length:
+                    stops.append((step // steps_per_task + 1) * steps_per_task)
+                count = int(min(stops)) - step
+                inputs, targets = benchmark.next_batch(count)
+                model.sgd_steps(inputs, targets, spec["loss"], fused_sgd[0], bin_total)
+                step += count
             else:
-                output, loss = autograd_step(model, learner.optimizer, inputs, targets, spec["loss"])
-            if online_metric == "squared_error":
-                bin_total += loss
-            else:
-                bin_total += (output.argmax(dim=-1) == targets).float().mean(dim=1)
-            if fused_sgd:
-                model.sgd_step_from_output_grad(output_grad, *fused_sgd)
-            elif hand_derived:
-                model.backward_from_output_grad(output_grad)
-                learner.optimizer.step()
-            if learner.after_step is not None:
-                learner.after_step(model.features)
-            if (seen + batch_size) % bin_size == 0:
-                value = bin_total / (bin_size // batch_size)
+                step += 1
+                train_step(benchmark.next_batch(batch_size))
+            seen = step * batch_size
+            if seen % bin_size == 0:
+                value = bin_total / bin_steps
                 newly = ((~torch.isfinite(value)).cpu() | nonfinite_seeds(model)) & (diverged_at < 0)
-                diverged_at[newly] = seen + batch_size
-                recorder.add(seen + batch_size, online_metric, torch.where(diverged_at.to(device) >= 0,
-                                                                           torch.nan, value))
+                diverged_at[newly] = seen
+                recorder.add(seen, online_metric, torch.where(diverged_at.to(device) >= 0, torch.nan, value))
                 bin_total.zero_()
                 bar.update(bin_size)
                 if bool((diverged_at >= 0).all()):

@@ -111,35 +111,71 @@ def _update_tracked_rows(weight_t, x, d, lr, rows, grad_in, row_abs_sum, col_cha
         grad_in[i], row_abs_sum[i] = _dot_and_update_tracked(weight_t[i], d, lr * x[i], col_change, zero, zero)
 
 
+@njit(inline="always", fastmath=_FASTMATH)
+def _forward_one(weight_t, bias, x, o, active):
+    """o = bias + sum_i x[i] * weight_t[i] for one seed's one example, reading only the rows of nonzero inputs
+    (four rows per pass over `o`, which halves the loads and stores of the output); `active` is scratch of
+    len(x)."""
+    o[:] = bias
+    count = 0
+    for i in range(x.shape[0]):
+        if x[i] != 0.0:
+            active[count] = i
+            count += 1
+    first = 0
+    while first + 4 <= count:
+        i0, i1, i2, i3 = active[first], active[first + 1], active[first + 2], active[first + 3]
+        x0, x1, x2, x3 = x[i0], x[i1], x[i2], x[i3]
+        r0, r1, r2, r3 = weight_t[i0], weight_t[i1], weight_t[i2], weight_t[i3]
+        for j in range(o.shape[0]):
+            o[j] += (x0 * r0[j] + x1 * r1[j]) + (x2 * r2[j] + x3 * r3[j])
+        first += 4
+    for k in range(first, count):
+        i = active[k]
+        xi, row = x[i], weight_t[i]
+        for j in range(o.shape[0]):
+            o[j] += xi * row[j]
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def linear_forward(weight_t, bias, x, out):
-    """out[s, b] = bias[s] + sum_i x[s, b, i] * weight_t[s, i], reading only the rows of nonzero inputs
-    (four rows per pass over `out`, which halves the loads and stores of the output)."""
-    seeds, batch, n_in = x.shape
-    n_out = weight_t.shape[2]
-    active = np.empty(n_in, dtype=np.int64)
-    for s in range(seeds):
-        for b in range(batch):
-            out[s, b, :] = bias[s]
-            count = 0
-            for i in range(n_in):
-                if x[s, b, i] != 0.0:
-                    active[count] = i
-                    count += 1
-            o = out[s, b]
-            first = 0
-            while first + 4 <= count:
-                i0, i1, i2, i3 = active[first], active[first + 1], active[first + 2], active[first + 3]
-                x0, x1, x2, x3 = x[s, b, i0], x[s, b, i1], x[s, b, i2], x[s, b, i3]
-                r0, r1, r2, r3 = weight_t[s, i0], weight_t[s, i1], weight_t[s, i2], weight_t[s, i3]
-                for j in range(n_out):
-                    o[j] += (x0 * r0[j] + x1 * r1[j]) + (x2 * r2[j] + x3 * r3[j])
-                first += 4
-            for k in range(first, count):
-                i = active[k]
-                xi, row = x[s, b, i], weight_t[s, i]
-                for j in range(n_out):
-                    o[j] += xi * row[j]
+    """out[s, b] = bias[s] + sum_i x[s, b, i] * weight_t[s, i], reading only the rows of nonzero inputs."""
+    active = np.empty(x.shape[2], dtype=np.int64)
+    for s in range(x.shape[0]):
+        for b in range(x.shape[1]):
+            _forward_one(weight_t[s], bias[s], x[s, b], out[s, b], active)
+
+
+@njit(inline="always", fastmath=_FASTMATH)
+def _backward_sgd_one(weight_t, bias, x, d, lr, need_grad, grad_in, row_abs_sum, col_abs_sum, col_change,
+                      tracked_rows, zero):
+    """linear_backward_sgd for one seed: x (in,), d (out,), need_grad (in,) or empty, grad_in (in,),
+    row_abs_sum (in,) and col_abs_sum (out,) or empty; col_change (out,) and tracked_rows (in,) are scratch."""
+    track = row_abs_sum.shape[0] > 0
+    backward = need_grad.shape[0] > 0
+    bias -= lr * d
+    count = 0
+    for i in range(x.shape[0]):
+        row, scale = weight_t[i], lr * x[i]
+        want_dot = backward and need_grad[i]
+        total = zero
+        if scale == 0.0:                              # no update for this row
+            if want_dot:
+                total = _dot(row, d, zero)
+        elif track:         # updated below, four rows at a time (with their dot products, wanted or not)
+            tracked_rows[count] = i
+            count += 1
+            continue
+        elif want_dot:
+            total = _dot_and_update(row, d, scale, zero)
+        else:
+            _update(row, d, scale)
+        if backward:
+            grad_in[i] = total
+    if track:
+        col_change[:] = zero
+        _update_tracked_rows(weight_t, x, d, lr, tracked_rows[:count], grad_in, row_abs_sum, col_change, zero)
+        col_abs_sum += col_change
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -155,39 +191,123 @@ def linear_backward_sgd(weight_t, bias, x, delta, lr, need_grad, grad_in, row_ab
     sums of |weight_t| over each row and column: an updated row is re-summed; each column gets this step's
     change of its updated entries (summed in the weights' precision, added once per step in float64, so the
     running sum does not drift). They give CBP its weight magnitudes without a pass over the whole matrix.
+    With them, grad_in is written for every input, wanted or not: give it the whole (S, 1, in).
     """
-    seeds, n_in = x.shape[0], x.shape[2]
-    track = row_abs_sum.shape[0] > 0
-    backward = need_grad.shape[0] > 0
     zero = np.zeros(1, dtype=weight_t.dtype)[0]      # accumulate in the weights' precision, as BLAS does
     col_change = np.empty(weight_t.shape[2], dtype=weight_t.dtype)
-    tracked_rows = np.empty(n_in, dtype=np.int64)
-    for s in range(seeds):
-        d = delta[s, 0]
-        bias[s] -= lr * d
-        count = 0
-        for i in range(n_in):
-            row, scale = weight_t[s, i], lr * x[s, 0, i]
-            want_dot = backward and need_grad[s, i]
-            total = zero
-            if scale == 0.0:                              # no update for this row
-                if want_dot:
-                    total = _dot(row, d, zero)
-            elif track:         # updated below, four rows at a time (with their dot products, wanted or not)
-                tracked_rows[count] = i
-                count += 1
-                continue
-            elif want_dot:
-                total = _dot_and_update(row, d, scale, zero)
+    tracked_rows = np.empty(x.shape[2], dtype=np.int64)
+    no_rows = np.empty(0, dtype=need_grad.dtype)
+    no_sums = np.empty(0, dtype=row_abs_sum.dtype)
+    for s in range(x.shape[0]):
+        tracked = row_abs_sum.shape[0] > 0
+        _backward_sgd_one(weight_t[s], bias[s], x[s, 0], delta[s, 0], lr,
+                          need_grad[s] if need_grad.shape[0] > 0 else no_rows, grad_in[s, 0],
+                          row_abs_sum[s] if tracked else no_sums, col_abs_sum[s] if tracked else no_sums,
+                          col_change, tracked_rows, zero)
+
+
+# The hidden activations `sgd_steps` computes itself, by code: each with its value and its derivative written as
+# SeedMLP's Pointwise activations write them (plasticity.activations.POINTWISE), so that a step takes the same
+# IEEE operations as the step-by-step path. ReLU keeps NaN (a diverging seed must stay diverged).
+STEP_ACTIVATIONS = {"relu": 0, "tanh": 1, "linear": 2}
+
+
+@njit(inline="always")
+def _activate(code, z, h, derivative):
+    for j in range(z.shape[0]):
+        if code == 0:
+            h[j] = z[j] if not z[j] <= 0.0 else 0.0
+            derivative[j] = 1.0 if z[j] > 0.0 else 0.0
+        elif code == 1:
+            h[j] = np.tanh(z[j])
+            derivative[j] = 1.0 - h[j] * h[j]
+        else:
+            h[j] = z[j]
+            derivative[j] = 1.0
+
+
+@njit(inline="always")
+def _cross_entropy_grad(z, label, grad):
+    """Writes d(loss)/dz into grad (log-softmax's gradient: softmax minus the one-hot label); returns whether the
+    largest output (the first, on ties, as torch.argmax) is the label."""
+    top = 0
+    for j in range(z.shape[0]):
+        if z[j] > z[top] or (np.isnan(z[j]) and not np.isnan(z[top])):
+            top = j
+    largest = z[top]
+    total = 0.0
+    for j in range(z.shape[0]):
+        total += np.exp(z[j] - largest)
+    shift = largest + np.log(np.float32(total))
+    for j in range(z.shape[0]):
+        grad[j] = np.exp(z[j] - shift)
+    grad[label] -= 1.0
+    return top == label
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def sgd_steps(weights, biases, activation, inputs, labels, targets, lr, metric_total):
+    """Online training at batch 1 with plain SGD, for all of `inputs` in one call: per step and seed, the forward
+    of `linear_forward`, the loss's output gradient, and the fused backward + update of `linear_backward_sgd`
+    down the layers, each layer reading only the weight rows of its nonzero inputs.
+
+    weights, biases: per layer the input-major (S, in, out) weights and (S, out) biases, updated in place;
+    activation: a code of STEP_ACTIVATIONS for every hidden layer; inputs (S, n, in). Cross-entropy when `labels`
+    (S, n) is non-empty (metric: 1 where the output's argmax is the label, else 0), else squared error against
+    `targets` (S, n, out) averaged over outputs (metric: that loss). Each step's metric, measured before its
+    update, is added to metric_total (S,) in turn, as the step-by-step path accumulates its bins.
+    """
+    layers = len(weights)
+    seeds, steps = inputs.shape[0], inputs.shape[1]
+    dtype_zero = np.zeros(1, dtype=inputs.dtype)[0]
+    widest = inputs.shape[2]
+    for layer in range(layers):
+        widest = max(widest, weights[layer].shape[2])
+    pre = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
+    hidden = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
+    derivative = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
+    delta = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
+    grad_in = np.empty(widest, dtype=inputs.dtype)
+    active = np.empty(widest, dtype=np.int64)
+    tracked_rows = np.empty(widest, dtype=np.int64)
+    col_change = np.empty(0, dtype=inputs.dtype)
+    no_rows = np.empty(0, dtype=np.bool_)
+    need_grad = np.empty(widest, dtype=np.bool_)
+    no_sums = np.empty(0, dtype=np.float64)
+    cross_entropy = labels.shape[0] > 0
+    for step in range(steps):
+        for s in range(seeds):
+            x = inputs[s, step]
+            for layer in range(layers):
+                _forward_one(weights[layer][s], biases[layer][s], x, pre[layer], active)
+                if layer < layers - 1:
+                    _activate(activation, pre[layer], hidden[layer], derivative[layer])
+                    x = hidden[layer]
+            out, grad = pre[layers - 1], delta[layers - 1]
+            if cross_entropy:
+                correct = _cross_entropy_grad(out, labels[s, step], grad)
+                metric_total[s] += 1.0 if correct else 0.0
             else:
-                _update(row, d, scale)
-            if backward:
-                grad_in[s, 0, i] = total
-        if track:
-            col_change[:] = zero
-            _update_tracked_rows(weight_t[s], x[s, 0], d, lr, tracked_rows[:count], grad_in[s, 0], row_abs_sum[s],
-                                 col_change, zero)
-            col_abs_sum[s] += col_change
+                loss = dtype_zero
+                outputs = np.float32(out.shape[0])
+                scale = np.float32(2.0) / outputs
+                for j in range(out.shape[0]):
+                    error = out[j] - targets[s, step, j]
+                    loss += error * error
+                    grad[j] = error * scale
+                metric_total[s] += loss / outputs
+            for layer in range(layers - 1, -1, -1):
+                below = hidden[layer - 1] if layer > 0 else inputs[s, step]
+                n_in = below.shape[0]
+                if layer > 0:
+                    for i in range(n_in):
+                        need_grad[i] = derivative[layer - 1][i] != 0.0
+                _backward_sgd_one(weights[layer][s], biases[layer][s], below, delta[layer], lr,
+                                  need_grad[:n_in] if layer > 0 else no_rows, grad_in[:n_in], no_sums, no_sums,
+                                  col_change, tracked_rows, dtype_zero)
+                if layer > 0:
+                    for i in range(n_in):
+                        delta[layer - 1][i] = grad_in[i] * derivative[layer - 1][i]
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)

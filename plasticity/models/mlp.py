@@ -187,6 +187,27 @@ class SeedMLP(LinearStack, nn.Module):
         for param in self.activations.parameters():     # their grads were written by `_deltas`
             param.mul_(keep).add_(param.grad, alpha=-lr)
 
+    def trains_steps_in_kernels(self, loss: str) -> bool:
+        """Whether `sgd_steps` can train this network: CPU kernels and hidden activations that they compute."""
+        return (self.row_kernels and self._weights[0].device.type == "cpu" and loss in LOSSES
+                and self.activation_name in kernels.STEP_ACTIVATIONS and self._row_abs_sums is None)
+
+    @torch.no_grad()
+    def sgd_steps(self, inputs: torch.Tensor, targets: torch.Tensor, loss: str, lr: float,
+                  metric_total: torch.Tensor) -> None:
+        """Online SGD (no momentum or weight decay) at batch 1 on every example of inputs (S, n, in), one
+        `kernels.sgd_steps` call for all of them: the step-by-step path (forward, `loss_and_output_grad`,
+        `sgd_step_from_output_grad`) without its per-step calls. Each step's online metric (accuracy, or the
+        squared error), measured before its update, is added to metric_total (S,). The same numbers as that path
+        for ReLU and linear networks under the squared error; elsewhere the log-softmax's and tanh's last bits
+        are the kernels' own."""
+        arrays = self._kernel_arrays()
+        weights, biases = tuple(weight for weight, _ in arrays), tuple(bias for _, bias in arrays)
+        labels = targets.numpy() if loss == "cross_entropy" else np.empty((0, 0), dtype=np.int64)
+        values = np.empty((0, 0, 0), dtype=weights[0].dtype) if loss == "cross_entropy" else targets.numpy()
+        kernels.sgd_steps(weights, biases, kernels.STEP_ACTIVATIONS[self.activation_name], inputs.contiguous().numpy(),
+                          labels, values, np.asarray(lr, dtype=weights[0].dtype)[()], metric_total.numpy())
+
     def _kernel_arrays(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per layer, the numpy views (input-major weight, bias) that the kernels read and write, made again only
         when a parameter's storage changes (`.to()`, `.double()`): at batch 1 on a small net, making them at
