@@ -134,14 +134,14 @@ class Crash(Exception):
 
 
 # The functions a protocol calls in each step, with the steps a call covers: the online loop's loss (step by step)
-# or the kernels' many steps in one call (`SeedMLP.sgd_steps`, plain SGD at batch 1), the joint loop's batch draw,
+# or the kernels' many steps in one call (`SeedMLP.train_steps`: SGD or Adam at batch 1), the joint loop's batch draw,
 # the tasks loop's training step.
 def one_step(*args) -> int:
     return 1
 
 
 PER_STEP_CALLS = {"online": [(plasticity.engine.online, "loss_and_output_grad", one_step),
-                             (SeedMLP, "sgd_steps", lambda model, inputs, *rest: inputs.shape[1])],
+                             (SeedMLP, "train_steps", lambda model, inputs, *rest: inputs.shape[1])],
                   "joint": [(ContextBenchmark, "next_batch", one_step)],
                   "tasks": [(plasticity.engine.tasks, "autograd_step", one_step)]}
 
@@ -151,13 +151,13 @@ def at_call(monkeypatch, call: int, action, spec: dict) -> None:
     done = 0
 
     def counting(original, steps_of):
-        def call_counting(*args):
+        def call_counting(*args, **options):
             nonlocal done
             steps = steps_of(*args)
             if done < call <= done + steps:
                 action()
             done += steps
-            return original(*args)
+            return original(*args, **options)
         return call_counting
 
     for owner, name, steps_of in PER_STEP_CALLS[spec.get("protocol", "online")]:

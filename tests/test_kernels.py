@@ -100,7 +100,7 @@ def test_seed_results_do_not_depend_on_the_block():
         assert torch.equal(mine[0], theirs[2])
 
 
-def step_by_step(model, inputs, targets, loss, lr):
+def step_by_step(model, inputs, targets, loss, lr, weight_decay=0.0):
     """The online protocol's step-by-step path at batch 1: forward, output gradient, fused SGD; the metric summed."""
     total = torch.zeros(inputs.shape[0])
     for step in range(inputs.shape[1]):
@@ -108,17 +108,17 @@ def step_by_step(model, inputs, targets, loss, lr):
             output = model(inputs[:, step:step + 1])
         value, grad = loss_and_output_grad(output, targets[:, step:step + 1], loss)
         total += value if loss == "mse" else (output.argmax(dim=-1) == targets[:, step:step + 1]).float().mean(dim=1)
-        model.sgd_step_from_output_grad(grad, lr)
+        model.sgd_step_from_output_grad(grad, lr, weight_decay)
     return total
 
 
-@pytest.mark.parametrize("activation, depth, loss, exact", [
-    ("relu", 2, "mse", True), ("linear", 0, "mse", True), ("relu", 2, "cross_entropy", False),
-    ("tanh", 1, "mse", False)])
-def test_many_steps_in_one_call_equal_the_step_by_step_path(activation, depth, loss, exact):
-    """`sgd_steps` runs the same steps as the step-by-step path: bit for bit under the squared error with ReLU or
-    linear units; to float32 rounding where its log-softmax and tanh are its own. The metric is each step's before
-    its update: for the cross-entropy the count of correct argmax predictions."""
+@pytest.mark.parametrize("activation, depth, loss, weight_decay, exact", [
+    ("relu", 2, "mse", 0.0, True), ("linear", 0, "mse", 0.0, True), ("relu", 2, "cross_entropy", 0.0, False),
+    ("tanh", 1, "mse", 0.0, False), ("relu", 2, "mse", 0.1, False)])
+def test_many_steps_in_one_call_equal_the_step_by_step_path(activation, depth, loss, weight_decay, exact):
+    """`train_steps` runs the same steps as the step-by-step path: bit for bit under the squared error with ReLU or
+    linear units; to float32 rounding where its log-softmax, tanh and decayed update are its own. The metric is
+    each step's before its update: for the cross-entropy the count of correct argmax predictions."""
     generator = torch.Generator().manual_seed(1)
     seeds, steps, features, outputs = 3, 40, 7, 3 if loss == "cross_entropy" else 1
     inputs = sparse_inputs(steps, seeds, features, generator).float()[:, :, 0].transpose(0, 1).contiguous()
@@ -129,9 +129,9 @@ def test_many_steps_in_one_call_equal_the_step_by_step_path(activation, depth, l
     models = [SeedMLP(features, outputs, width=9, depth=depth, activation_name=activation, seeds=list(range(seeds)),
                       row_kernels=True) for _ in range(2)]
     assert models[0].trains_steps_in_kernels(loss)
-    expected = step_by_step(models[1], inputs, targets, loss, 0.05)
+    expected = step_by_step(models[1], inputs, targets, loss, 0.05, weight_decay)
     total = torch.zeros(seeds)
-    models[0].sgd_steps(inputs, targets, loss, 0.05, total)
+    models[0].train_steps(inputs, targets, loss, total, 0.05, weight_decay)
     compare = torch.equal if exact else lambda a, b: torch.allclose(a, b, rtol=1e-5, atol=1e-6)
     assert compare(total, expected), (total, expected)
     for mine, theirs in zip(models[0].parameters(), models[1].parameters()):
@@ -145,3 +145,37 @@ def test_networks_the_step_kernel_does_not_compute_take_the_step_by_step_path():
     tracked = SeedMLP(4, 2, width=3, depth=1, activation_name="relu", seeds=[0], row_kernels=True)
     tracked.track_unit_magnitudes()                 # CBP's sums: kept by the step-by-step kernels only
     assert not tracked.trains_steps_in_kernels("mse")
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_adam_steps_in_one_call_follow_torch_adam(loss):
+    """With Adam's moments `train_steps` takes torch.optim.Adam's steps (bias corrections from the step count; the
+    moments of weights whose input was zero decay too), to float32 rounding."""
+    from plasticity.engine.online import adam_moments
+    generator = torch.Generator().manual_seed(2)
+    seeds, steps, features, outputs = 2, 30, 7, 3
+    inputs = sparse_inputs(steps, seeds, features, generator).float()[:, :, 0].transpose(0, 1).contiguous()
+    targets = (torch.randint(0, outputs, (seeds, steps), generator=generator) if loss == "cross_entropy"
+               else torch.randn(seeds, steps, outputs, generator=generator))
+    models = [SeedMLP(features, outputs, width=9, depth=2, activation_name="relu", seeds=list(range(seeds)),
+                      row_kernels=True) for _ in range(2)]
+    optimizers = [torch.optim.Adam(model.parameters(), lr=0.01, fused=True) for model in models]
+    expected = torch.zeros(seeds)
+    for step in range(steps):
+        with torch.no_grad():
+            output = models[1](inputs[:, step:step + 1])
+        value, grad = loss_and_output_grad(output, targets[:, step:step + 1], loss)
+        expected += value if loss == "mse" else (output.argmax(dim=-1) == targets[:, step:step + 1]).float().mean(1)
+        models[1].backward_from_output_grad(grad)
+        optimizers[1].step()
+    total = torch.zeros(seeds)
+    for half in (slice(0, 10), slice(10, steps)):      # two calls: the second continues the step count
+        taken, pairs = adam_moments(optimizers[0])
+        models[0].train_steps(inputs[:, half].contiguous(), targets[:, half].contiguous(), loss, total, 0.01,
+                              adam=(0.9, 0.999, 1e-8, taken, pairs))
+        for state in optimizers[0].state.values():
+            state["step"] += half.stop - half.start
+    torch.testing.assert_close(total, expected, rtol=1e-5, atol=1e-5)
+    for mine, theirs in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-6)
+        assert torch.equal(optimizers[0].state[mine]["step"], optimizers[1].state[theirs]["step"])

@@ -33,6 +33,31 @@ def plain_sgd_hyperparameters(optimizer: torch.optim.Optimizer) -> tuple[float, 
     return group["lr"], group["weight_decay"]
 
 
+def plain_adam_hyperparameters(optimizer: torch.optim.Optimizer) -> tuple[float, float, float, float] | None:
+    """(lr, beta1, beta2, eps) if `optimizer` is torch.optim.Adam without weight decay or its variants (amsgrad,
+    maximize), whose steps the MLP's kernels can take (`SeedMLP.train_steps`); None for any other optimizer."""
+    if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
+        return None
+    group = optimizer.param_groups[0]
+    if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
+        return None
+    return group["lr"], *group["betas"], group["eps"]
+
+
+def adam_moments(optimizer: torch.optim.Adam) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """The steps Adam has taken and each parameter's (exp_avg, exp_avg_sq), made as torch.optim.Adam makes them
+    (zeros with the parameter's strides, a float32 step count) before its first step."""
+    pairs = []
+    for param in optimizer.param_groups[0]["params"]:
+        state = optimizer.state[param]
+        if not state:
+            state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+            for name in ("exp_avg", "exp_avg_sq"):
+                state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        pairs.append((state["exp_avg"], state["exp_avg_sq"]))
+    return int(optimizer.state[optimizer.param_groups[0]["params"][0]]["step"].item()), pairs
+
+
 @torch.no_grad()
 def train_online(spec: dict, data_path: str | None = None, progress: bool = True,
                  checkpoints: Checkpoints | None = None) -> pd.DataFrame:
@@ -97,11 +122,11 @@ def train_online(spec: dict, data_path: str | None = None, progress: bool = True
     steps_per_task = benchmark.examples_per_task // batch_size if benchmark.examples_per_task else None
     checkpoints.start(first_step, steps_per_task)
 
-    # Plain SGD at batch 1 on a network that the kernels train whole runs many steps per call
-    # (`SeedMLP.sgd_steps`): every step up to the next point where the loop looks (a bin's end, a probe, a check).
-    steps_in_kernels = (fused_sgd is not None and not fused_sgd[1] and learner.after_step is None
-                        and batch_size == 1 and hasattr(model, "sgd_steps")
-                        and model.trains_steps_in_kernels(spec["loss"]))
+    # Plain SGD or Adam at batch 1 on a network that the kernels train whole runs many steps per call
+    # (`SeedMLP.train_steps`): every step up to the next point where the loop looks (a bin's end, a probe, a check).
+    adam = plain_adam_hyperparameters(learner.optimizer) if hand_derived else None
+    steps_in_kernels = ((fused_sgd or adam) is not None and learner.after_step is None and batch_size == 1
+                        and hasattr(model, "train_steps") and model.trains_steps_in_kernels(spec["loss"]))
     steps = spec["examples"] // batch_size
     bin_steps = bin_size // batch_size
     binned = first_step * batch_size // bin_size * bin_size
@@ -121,7 +146,13 @@ def train_online(spec: dict, data_path: str | None = None, progress: bool = True
                     stops.append((step // steps_per_task + 1) * steps_per_task)
                 count = int(min(stops)) - step
                 inputs, targets = benchmark.next_batch(count)
-                model.sgd_steps(inputs, targets, spec["loss"], fused_sgd[0], bin_total)
+                if adam:
+                    taken, pairs = adam_moments(learner.optimizer)
+                    model.train_steps(inputs, targets, spec["loss"], bin_total, adam[0], adam=(*adam[1:], taken, pairs))
+                    for moments in learner.optimizer.state.values():
+                        moments["step"] += count
+                else:
+                    model.train_steps(inputs, targets, spec["loss"], bin_total, *fused_sgd)
                 step += count
             else:
                 step += 1

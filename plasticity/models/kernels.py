@@ -206,7 +206,7 @@ def linear_backward_sgd(weight_t, bias, x, delta, lr, need_grad, grad_in, row_ab
                           col_change, tracked_rows, zero)
 
 
-# The hidden activations `sgd_steps` computes itself, by code: each with its value and its derivative written as
+# The hidden activations `train_steps` computes itself, by code: each with its value and its derivative written as
 # SeedMLP's Pointwise activations write them (plasticity.activations.POINTWISE), so that a step takes the same
 # IEEE operations as the step-by-step path. ReLU keeps NaN (a diverging seed must stay diverged).
 STEP_ACTIVATIONS = {"relu": 0, "tanh": 1, "linear": 2}
@@ -245,21 +245,43 @@ def _cross_entropy_grad(z, label, grad):
     return top == label
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def sgd_steps(weights, biases, activation, inputs, labels, targets, lr, metric_total):
-    """Online training at batch 1 with plain SGD, for all of `inputs` in one call: per step and seed, the forward
-    of `linear_forward`, the loss's output gradient, and the fused backward + update of `linear_backward_sgd`
-    down the layers, each layer reading only the weight rows of its nonzero inputs.
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")   # numpy's: a division that may be by zero vectorises
+def _adam_layer(param, exp_avg, exp_avg_sq, x, d, beta1, beta2, rest1, rest2, step_size, root_correction, eps):
+    """Adam's update of one seed's input-major (in, out) weights whose gradient is the outer product x·dᵀ of one
+    example (zero in the rows of zero inputs, whose moments still decay and whose weights still move). Indexes the
+    matrices whole rather than slicing a view per row: a layer's rows are short (its units)."""
+    for i in range(param.shape[0]):
+        xi = x[i]
+        for j in range(param.shape[1]):
+            grad = xi * d[j]
+            exp_avg[i, j] = beta1 * exp_avg[i, j] + rest1 * grad
+            exp_avg_sq[i, j] = beta2 * exp_avg_sq[i, j] + rest2 * grad * grad
+            param[i, j] -= step_size * exp_avg[i, j] / (np.sqrt(exp_avg_sq[i, j]) / root_correction + eps)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def train_steps(weights, biases, moments, activation, inputs, labels, targets, hyper, first_step, metric_total):
+    """Online training at batch 1 for all of `inputs` in one call: per step and seed, the forward of
+    `linear_forward`, the loss's output gradient, then down the layers the backward products (with the weights
+    before the update) and the layer's update.
 
     weights, biases: per layer the input-major (S, in, out) weights and (S, out) biases, updated in place;
     activation: a code of STEP_ACTIVATIONS for every hidden layer; inputs (S, n, in). Cross-entropy when `labels`
     (S, n) is non-empty (metric: 1 where the output's argmax is the label, else 0), else squared error against
     `targets` (S, n, out) averaged over outputs (metric: that loss). Each step's metric, measured before its
     update, is added to metric_total (S,) in turn, as the step-by-step path accumulates its bins.
+
+    The update: with empty `moments`, plain SGD (torch.optim.SGD: p <- keep·p - lr·grad, keep = 1 - lr·wd) fused
+    with the backward pass as in `linear_backward_sgd`, reading only the weight rows of nonzero inputs; every
+    weight is shrunk first where keep != 1. With moments (exp_avg and exp_avg_sq of the weights, input-major, and
+    of the biases), torch.optim.Adam without weight decay, whose step count before these steps is `first_step`.
+    hyper: (lr, keep, beta1, beta2, eps, 1 - beta1, 1 - beta2), in the weights' precision.
     """
     layers = len(weights)
     seeds, steps = inputs.shape[0], inputs.shape[1]
-    dtype_zero = np.zeros(1, dtype=inputs.dtype)[0]
+    lr, keep, beta1, beta2, eps, rest1, rest2 = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6]
+    typed = np.zeros(3, dtype=inputs.dtype)     # scalars in the weights' precision: 0, then Adam's step factors
+    zero = typed[0]
     widest = inputs.shape[2]
     for layer in range(layers):
         widest = max(widest, weights[layer].shape[2])
@@ -275,7 +297,14 @@ def sgd_steps(weights, biases, activation, inputs, labels, targets, lr, metric_t
     need_grad = np.empty(widest, dtype=np.bool_)
     no_sums = np.empty(0, dtype=np.float64)
     cross_entropy = labels.shape[0] > 0
+    adam = moments[0][0].shape[0] > 0
+    decay = keep != 1.0
     for step in range(steps):
+        if adam:    # torch.optim.Adam's bias corrections, from the step count in float64
+            count = first_step + step + 1
+            typed[0] = lr / (1.0 - np.float64(beta1) ** count)
+            typed[1] = np.sqrt(1.0 - np.float64(beta2) ** count)
+            typed[2] = 1.0      # the bias's "input"
         for s in range(seeds):
             x = inputs[s, step]
             for layer in range(layers):
@@ -288,7 +317,7 @@ def sgd_steps(weights, biases, activation, inputs, labels, targets, lr, metric_t
                 correct = _cross_entropy_grad(out, labels[s, step], grad)
                 metric_total[s] += 1.0 if correct else 0.0
             else:
-                loss = dtype_zero
+                loss = zero
                 outputs = np.float32(out.shape[0])
                 scale = np.float32(2.0) / outputs
                 for j in range(out.shape[0]):
@@ -302,9 +331,24 @@ def sgd_steps(weights, biases, activation, inputs, labels, targets, lr, metric_t
                 if layer > 0:
                     for i in range(n_in):
                         need_grad[i] = derivative[layer - 1][i] != 0.0
-                _backward_sgd_one(weights[layer][s], biases[layer][s], below, delta[layer], lr,
-                                  need_grad[:n_in] if layer > 0 else no_rows, grad_in[:n_in], no_sums, no_sums,
-                                  col_change, tracked_rows, dtype_zero)
+                weight, bias, wants = weights[layer][s], biases[layer][s], need_grad[:n_in] if layer > 0 else no_rows
+                d = delta[layer]
+                if adam or decay:
+                    for i in range(wants.shape[0]):
+                        grad_in[i] = _dot(weight[i], d, zero) if wants[i] else zero
+                if adam:
+                    _adam_layer(weight, moments[0][layer][s], moments[1][layer][s], below, d, beta1, beta2, rest1,
+                                rest2, typed[0], typed[1], eps)
+                    _adam_layer(bias.reshape(1, -1), moments[2][layer][s].reshape(1, -1),
+                                moments[3][layer][s].reshape(1, -1), typed[2:], d, beta1, beta2, rest1, rest2,
+                                typed[0], typed[1], eps)
+                else:
+                    if decay:
+                        weight *= keep
+                        bias *= keep
+                        wants = no_rows
+                    _backward_sgd_one(weight, bias, below, d, lr, wants, grad_in[:n_in], no_sums, no_sums,
+                                      col_change, tracked_rows, zero)
                 if layer > 0:
                     for i in range(n_in):
                         delta[layer - 1][i] = grad_in[i] * derivative[layer - 1][i]

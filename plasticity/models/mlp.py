@@ -188,25 +188,38 @@ class SeedMLP(LinearStack, nn.Module):
             param.mul_(keep).add_(param.grad, alpha=-lr)
 
     def trains_steps_in_kernels(self, loss: str) -> bool:
-        """Whether `sgd_steps` can train this network: CPU kernels and hidden activations that they compute."""
+        """Whether `train_steps` can train this network: CPU kernels and hidden activations that they compute."""
         return (self.row_kernels and self._weights[0].device.type == "cpu" and loss in LOSSES
                 and self.activation_name in kernels.STEP_ACTIVATIONS and self._row_abs_sums is None)
 
     @torch.no_grad()
-    def sgd_steps(self, inputs: torch.Tensor, targets: torch.Tensor, loss: str, lr: float,
-                  metric_total: torch.Tensor) -> None:
-        """Online SGD (no momentum or weight decay) at batch 1 on every example of inputs (S, n, in), one
-        `kernels.sgd_steps` call for all of them: the step-by-step path (forward, `loss_and_output_grad`,
-        `sgd_step_from_output_grad`) without its per-step calls. Each step's online metric (accuracy, or the
-        squared error), measured before its update, is added to metric_total (S,). The same numbers as that path
-        for ReLU and linear networks under the squared error; elsewhere the log-softmax's and tanh's last bits
-        are the kernels' own."""
+    def train_steps(self, inputs: torch.Tensor, targets: torch.Tensor, loss: str, metric_total: torch.Tensor,
+                    lr: float, weight_decay: float = 0.0, adam: tuple | None = None) -> None:
+        """Online training at batch 1 on every example of inputs (S, n, in), in one `kernels.train_steps` call:
+        the step-by-step path (forward, `loss_and_output_grad`, the update) without its per-step calls. Each
+        step's online metric (accuracy, or the squared error), measured before its update, is added to
+        metric_total (S,).
+
+        The update is torch.optim.SGD's (no momentum; `weight_decay` coupled), or with adam = (beta1, beta2, eps,
+        steps taken, [(exp_avg, exp_avg_sq) of every parameter in `parameters()` order]) torch.optim.Adam's
+        without weight decay, its moments updated in place. The same numbers as the step-by-step path for SGD on
+        ReLU and linear networks under the squared error without weight decay; elsewhere the last bits of the
+        log-softmax, tanh, the decayed update (BLAS's there) and Adam's arithmetic are the kernels' own."""
         arrays = self._kernel_arrays()
+        dtype = arrays[0][0].dtype
         weights, biases = tuple(weight for weight, _ in arrays), tuple(bias for _, bias in arrays)
         labels = targets.numpy() if loss == "cross_entropy" else np.empty((0, 0), dtype=np.int64)
-        values = np.empty((0, 0, 0), dtype=weights[0].dtype) if loss == "cross_entropy" else targets.numpy()
-        kernels.sgd_steps(weights, biases, kernels.STEP_ACTIVATIONS[self.activation_name], inputs.contiguous().numpy(),
-                          labels, values, np.asarray(lr, dtype=weights[0].dtype)[()], metric_total.numpy())
+        values = np.empty((0, 0, 0), dtype=dtype) if loss == "cross_entropy" else targets.numpy()
+        beta1, beta2, eps, taken, pairs = adam or (0.0, 0.0, 0.0, 0, None)
+        if pairs is None:
+            empty = (tuple(np.empty((0, 0, 0), dtype) for _ in weights), tuple(np.empty((0, 0), dtype) for _ in biases))
+            moments = (empty[0], empty[0], empty[1], empty[1])
+        else:
+            moments = (tuple(_input_major(m) for m, _ in pairs[0::2]), tuple(_input_major(v) for _, v in pairs[0::2]),
+                       tuple(m.numpy() for m, _ in pairs[1::2]), tuple(v.numpy() for _, v in pairs[1::2]))
+        hyper = np.array([lr, 1.0 - lr * weight_decay, beta1, beta2, eps, 1.0 - beta1, 1.0 - beta2], dtype=dtype)
+        kernels.train_steps(weights, biases, moments, kernels.STEP_ACTIVATIONS[self.activation_name],
+                            inputs.contiguous().numpy(), labels, values, hyper, taken, metric_total.numpy())
 
     def _kernel_arrays(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per layer, the numpy views (input-major weight, bias) that the kernels read and write, made again only
