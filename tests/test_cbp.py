@@ -176,6 +176,30 @@ def test_resettable_adam_matches_torch_adam_until_a_reset():
         torch.testing.assert_close(a, b)
 
 
+def test_resettable_adams_one_pass_equals_its_tensor_update_after_a_reset(monkeypatch):
+    """On the CPU the step is one kernel pass whose corrections come from tables by step count: the tensor update's
+    values to float32 rounding, also once a reset has given some weights their own step counts."""
+    import plasticity.methods.adam as adam_module
+    torch.manual_seed(1)
+    nets = [tiny_net(), tiny_net()]
+    nets[1].load_state_dict(nets[0].state_dict())
+    optimizers = [ResettableAdam(net.parameters(), lr=0.01) for net in nets]
+    inputs = torch.randn(6, 4, 2)
+    for net, optimizer, one_pass in zip(nets, optimizers, (True, False)):
+        if not one_pass:
+            monkeypatch.setattr(adam_module, "_flat_views", lambda *tensors: None)
+        for step, x in enumerate(inputs):
+            optimizer.zero_grad()
+            net(x).pow(2).sum().backward()
+            optimizer.step()
+            if step == 2:
+                optimizer.reset(net[0].weight, 1)
+    for mine, theirs in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(mine, theirs)
+        assert torch.equal(optimizers[0].state[mine]["step"], optimizers[1].state[theirs]["step"])
+    assert (optimizers[0].state[nets[0][0].weight]["step"][1] == 3).all()
+
+
 def test_cbp_refuses_an_activation_with_more_features_than_units():
     model = SeedMLP(4, 2, width=6, depth=2, activation_name="crelu", seeds=[0])
     with pytest.raises(ConfigError, match="cbp needs one feature per hidden unit; activation 'crelu'"):
