@@ -198,7 +198,8 @@ def test_relabelling_refuses_results_trained_from_another_spec(tmp_path):
     trained.with_suffix(".json").write_text(json.dumps({"spec": spec, "wall_seconds": 2.0}))
     pd.DataFrame({"paper": ["p"], "experiment": ["a"], "run": ["bp"], "value": [0.5]}).to_parquet(trained)
     relabel_job({**spec, "experiment": "b", "run": "copy"}, str(tmp_path / "b.parquet"), str(trained))
-    assert pd.read_parquet(tmp_path / "b.parquet")[["experiment", "run", "value"]].values.tolist() == [["b", "copy", 0.5]]
+    relabelled = pd.read_parquet(tmp_path / "b.parquet")
+    assert relabelled[["experiment", "run", "value"]].values.tolist() == [["b", "copy", 0.5]]
     with pytest.raises(ConfigError, match="another spec"):
         relabel_job({**spec, "experiment": "c", "hparams": {"lr": 0.1}}, str(tmp_path / "c.parquet"), str(trained))
     assert not (tmp_path / "c.parquet").exists()

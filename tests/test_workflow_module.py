@@ -75,8 +75,8 @@ def test_jobs_that_train_the_same_thing_train_once(root, smoke):
     assert smoke.train_inputs("pmnist_methods", "bp", "0-1")["same_as"] == Workflow.run_parquet(*original)
     assert "same_as" not in smoke.train_inputs(*original)
     assert smoke.estimated_seconds("pmnist_methods", "bp", "0-1") < smoke.estimated_seconds(*original)
-    changed = Workflow(scale(root, overrides={"smoke": {"pmnist_methods": {"runs": {"bp": {"hparams": {"lr": 0.005}}}}}}),
-                       root)
+    other_step = {"pmnist_methods": {"runs": {"bp": {"hparams": {"lr": 0.005}}}}}
+    changed = Workflow(scale(root, overrides={"smoke": other_step}), root)
     assert ("pmnist_methods", "bp", "0-1") not in changed.trained_as
 
 

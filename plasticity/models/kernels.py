@@ -210,6 +210,8 @@ def linear_backward_sgd(weight_t, bias, x, delta, lr, need_grad, grad_in, row_ab
 # SeedMLP's Pointwise activations write them (plasticity.activations.POINTWISE), so that a step takes the same
 # IEEE operations as the step-by-step path. ReLU keeps NaN (a diverging seed must stay diverged).
 STEP_ACTIVATIONS = {"relu": 0, "tanh": 1, "linear": 2}
+# The most layers `train_steps` trains: its tuples have this length whatever the depth (one compiled kernel).
+MAX_STEP_LAYERS = 8
 
 
 @njit(inline="always")
@@ -260,12 +262,14 @@ def _adam_layer(param, exp_avg, exp_avg_sq, x, d, beta1, beta2, rest1, rest2, st
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
-def train_steps(weights, biases, moments, activation, inputs, labels, targets, hyper, first_step, metric_total):
+def train_steps(layers, weights, biases, moments, activation, inputs, labels, targets, hyper, first_step,
+                metric_total):
     """Online training at batch 1 for all of `inputs` in one call: per step and seed, the forward of
     `linear_forward`, the loss's output gradient, then down the layers the backward products (with the weights
     before the update) and the layer's update.
 
-    weights, biases: per layer the input-major (S, in, out) weights and (S, out) biases, updated in place;
+    weights, biases: for each of the `layers` layers the input-major (S, in, out) weights and (S, out) biases,
+    updated in place, then empty arrays up to MAX_STEP_LAYERS entries (as in `moments`);
     activation: a code of STEP_ACTIVATIONS for every hidden layer; inputs (S, n, in). Cross-entropy when `labels`
     (S, n) is non-empty (metric: 1 where the output's argmax is the label, else 0), else squared error against
     `targets` (S, n, out) averaged over outputs (metric: that loss). Each step's metric, measured before its
@@ -277,7 +281,6 @@ def train_steps(weights, biases, moments, activation, inputs, labels, targets, h
     of the biases), torch.optim.Adam without weight decay, whose step count before these steps is `first_step`.
     hyper: (lr, keep, beta1, beta2, eps, 1 - beta1, 1 - beta2), in the weights' precision.
     """
-    layers = len(weights)
     seeds, steps = inputs.shape[0], inputs.shape[1]
     lr, keep, beta1, beta2, eps, rest1, rest2 = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6]
     typed = np.zeros(3, dtype=inputs.dtype)     # scalars in the weights' precision: 0, then Adam's step factors

@@ -190,6 +190,7 @@ class SeedMLP(LinearStack, nn.Module):
     def trains_steps_in_kernels(self, loss: str) -> bool:
         """Whether `train_steps` can train this network: CPU kernels and hidden activations that they compute."""
         return (self.row_kernels and self._weights[0].device.type == "cpu" and loss in LOSSES
+                and len(self._weights) <= kernels.MAX_STEP_LAYERS
                 and self.activation_name in kernels.STEP_ACTIVATIONS and self._row_abs_sums is None)
 
     @torch.no_grad()
@@ -207,18 +208,23 @@ class SeedMLP(LinearStack, nn.Module):
         log-softmax, tanh, the decayed update (BLAS's there) and Adam's arithmetic are the kernels' own."""
         arrays = self._kernel_arrays()
         dtype = arrays[0][0].dtype
-        weights, biases = tuple(weight for weight, _ in arrays), tuple(bias for _, bias in arrays)
-        labels = targets.numpy() if loss == "cross_entropy" else np.empty((0, 0), dtype=np.int64)
-        values = np.empty((0, 0, 0), dtype=dtype) if loss == "cross_entropy" else targets.numpy()
-        beta1, beta2, eps, taken, pairs = adam or (0.0, 0.0, 0.0, 0, None)
-        if pairs is None:
-            empty = (tuple(np.empty((0, 0, 0), dtype) for _ in weights), tuple(np.empty((0, 0), dtype) for _ in biases))
-            moments = (empty[0], empty[0], empty[1], empty[1])
-        else:
-            moments = (tuple(_input_major(m) for m, _ in pairs[0::2]), tuple(_input_major(v) for _, v in pairs[0::2]),
-                       tuple(m.numpy() for m, _ in pairs[1::2]), tuple(v.numpy() for _, v in pairs[1::2]))
+
+        def padded(parts, dims):
+            """Every tuple the kernel takes has MAX_STEP_LAYERS entries (empty ones after the layers): one compiled
+            kernel for every depth, where a tuple of each length would be compiled anew (seconds per depth)."""
+            return tuple(parts) + tuple(np.empty((0,) * dims, dtype)
+                                        for _ in range(kernels.MAX_STEP_LAYERS - len(parts)))
+
+        weights, biases = padded([weight for weight, _ in arrays], 3), padded([bias for _, bias in arrays], 2)
+        labels = targets.contiguous().numpy() if loss == "cross_entropy" else np.empty((0, 0), dtype=np.int64)
+        values = np.empty((0, 0, 0), dtype=dtype) if loss == "cross_entropy" else targets.contiguous().numpy()
+        beta1, beta2, eps, taken, pairs = adam or (0.0, 0.0, 0.0, 0, [])
+        weight_moments, bias_moments = pairs[0::2], pairs[1::2]
+        moments = (padded([_input_major(m) for m, _ in weight_moments], 3),
+                   padded([_input_major(v) for _, v in weight_moments], 3),
+                   padded([m.numpy() for m, _ in bias_moments], 2), padded([v.numpy() for _, v in bias_moments], 2))
         hyper = np.array([lr, 1.0 - lr * weight_decay, beta1, beta2, eps, 1.0 - beta1, 1.0 - beta2], dtype=dtype)
-        kernels.train_steps(weights, biases, moments, kernels.STEP_ACTIVATIONS[self.activation_name],
+        kernels.train_steps(len(arrays), weights, biases, moments, kernels.STEP_ACTIVATIONS[self.activation_name],
                             inputs.contiguous().numpy(), labels, values, hyper, taken, metric_total.numpy())
 
     def _kernel_arrays(self) -> list[tuple[np.ndarray, np.ndarray]]:
