@@ -500,3 +500,56 @@ def test_a_seeds_channel_statistics_do_not_depend_on_its_block():
         statistics.append(cbp.mean_activation + cbp.utility)
     for beside, alone in zip(*statistics):
         assert torch.equal(beside[1], alone[0])
+
+
+@pytest.mark.parametrize("loss, accumulate, exact", [("mse", True, True), ("mse", False, True),
+                                                     ("cross_entropy", True, False)])
+def test_kernel_steps_replace_the_units_the_step_by_step_path_replaces(loss, accumulate, exact):
+    """CBP's `train_steps` (the kernels take the steps and test the units, stopping where one is due) against the
+    step-by-step path (a fused SGD step, then `step(features)`): the same replacements at the same steps, and bit
+    for bit the same weights and statistics under the squared error (to float32 rounding with the log-softmax),
+    across the coin streams' refills."""
+    from plasticity.models.mlp import loss_and_output_grad
+    generator = torch.Generator().manual_seed(3)
+    seeds, steps, features, outputs = 3, 300, 6, 3 if loss == "cross_entropy" else 1
+    inputs = torch.where(torch.rand(seeds, steps, features, generator=generator) < 0.4, 0.0,
+                         torch.rand(seeds, steps, features, generator=generator))
+    targets = (torch.randint(0, outputs, (seeds, steps), generator=generator) if loss == "cross_entropy"
+               else torch.randn(seeds, steps, outputs, generator=generator))
+    hparams = dict(lr=0.05, replacement_rate=0.02, maturity_threshold=20, decay_rate=0.9, accumulate=accumulate)
+    runs = []
+    for kernel_steps in (True, False):
+        model = SeedMLP(features, outputs, width=8, depth=2, activation_name="relu", seeds=list(range(seeds)),
+                        row_kernels=True)
+        learner = build_learner("cbp", model, list(range(seeds)), hparams)
+        cbp, total, replaced = learner.state, torch.zeros(seeds), torch.zeros(2, seeds)
+        for stream in cbp.coin:         # refills (drawn from the generators the new units' weights come from) in the run
+            stream.chunk = stream.position = 64
+        generate = cbp._generate
+
+        def counting(index, layer, corrected_mean, count, generate=generate, replaced=replaced):
+            replaced[index] += torch.tensor(count, dtype=torch.float)
+            return generate(index, layer, corrected_mean, count)
+        cbp._generate = counting
+        if kernel_steps:      # in two calls, as the online loop makes them (one per bin)
+            learner.train_steps(model, inputs[:, :120].contiguous(), targets[:, :120].contiguous(), loss, total, 0.05)
+            learner.train_steps(model, inputs[:, 120:].contiguous(), targets[:, 120:].contiguous(), loss, total, 0.05)
+        else:
+            for step in range(steps):
+                with torch.no_grad():
+                    output = model(inputs[:, step:step + 1])
+                target = targets[:, step:step + 1]
+                value, grad = loss_and_output_grad(output, target, loss)
+                total += value if loss == "mse" else (output.argmax(-1) == target).float().mean(1)
+                model.sgd_step_from_output_grad(grad, 0.05)
+                learner.after_step(model.features)
+        runs.append((model, cbp, total, replaced))
+    (kernel, kernel_cbp, kernel_total, kernel_replaced), (model, cbp, total, replaced) = runs
+    assert replaced.sum() >= 10 and torch.equal(kernel_replaced, replaced)
+    compare = torch.equal if exact else lambda a, b: torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert compare(kernel_total, total)
+    for mine, theirs in zip(kernel.parameters(), model.parameters()):
+        assert compare(mine, theirs)
+    for name in ("age", "utility", "mean_activation", "accumulated"):
+        for mine, theirs in zip(getattr(kernel_cbp, name), getattr(cbp, name)):
+            assert compare(mine, theirs), name

@@ -143,8 +143,10 @@ def test_networks_the_step_kernel_does_not_compute_take_the_step_by_step_path():
                        row_kernels=True).trains_steps_in_kernels("mse")
     assert not SeedMLP(4, 2, width=3, depth=1, activation_name="relu", seeds=[0]).trains_steps_in_kernels("mse")
     tracked = SeedMLP(4, 2, width=3, depth=1, activation_name="relu", seeds=[0], row_kernels=True)
-    tracked.track_unit_magnitudes()                 # CBP's sums: kept by the step-by-step kernels only
-    assert not tracked.trains_steps_in_kernels("mse")
+    tracked.track_unit_magnitudes()                 # CBP's sums: kept by plain SGD's kernel steps only
+    inputs, targets = torch.rand(1, 3, 4), torch.rand(1, 3, 2)
+    with pytest.raises(ValueError, match="plain SGD only"):
+        tracked.train_steps(inputs, targets, "mse", torch.zeros(1), 0.1, weight_decay=0.01)
 
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])

@@ -123,10 +123,12 @@ def train_online(spec: dict, data_path: str | None = None, progress: bool = True
     checkpoints.start(first_step, steps_per_task)
 
     # Plain SGD or Adam at batch 1 on a network that the kernels train whole runs many steps per call
-    # (`SeedMLP.train_steps`): every step up to the next point where the loop looks (a bin's end, a probe, a check).
+    # (`SeedMLP.train_steps`, or the method's own `train_steps` where it has an after_step hook: CBP with plain
+    # SGD): every step up to the next point where the loop looks (a bin's end, a probe, a check).
     adam = plain_adam_hyperparameters(learner.optimizer) if hand_derived else None
-    steps_in_kernels = ((fused_sgd or adam) is not None and learner.after_step is None and batch_size == 1
-                        and hasattr(model, "train_steps") and model.trains_steps_in_kernels(spec["loss"]))
+    method_steps = learner.train_steps if fused_sgd and not fused_sgd[1] else None
+    steps_in_kernels = (batch_size == 1 and hasattr(model, "train_steps") and model.trains_steps_in_kernels(spec["loss"])
+                        and ((fused_sgd or adam) is not None and learner.after_step is None or method_steps is not None))
     steps = spec["examples"] // batch_size
     bin_steps = bin_size // batch_size
     binned = first_step * batch_size // bin_size * bin_size
@@ -146,7 +148,9 @@ def train_online(spec: dict, data_path: str | None = None, progress: bool = True
                     stops.append((step // steps_per_task + 1) * steps_per_task)
                 count = int(min(stops)) - step
                 inputs, targets = benchmark.next_batch(count)
-                if adam:
+                if method_steps:
+                    method_steps(model, inputs, targets, spec["loss"], bin_total, fused_sgd[0])
+                elif adam:
                     taken, pairs = adam_moments(learner.optimizer)
                     model.train_steps(inputs, targets, spec["loss"], bin_total, adam[0], adam=(*adam[1:], taken, pairs))
                     for moments in learner.optimizer.state.values():

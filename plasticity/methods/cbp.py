@@ -38,6 +38,8 @@ from torch import nn
 from plasticity.config import ConfigError
 from plasticity.methods import Learner, register
 from plasticity.methods.adam import ResettableAdam
+from plasticity.models import kernels
+from plasticity.models.kernels import step_one_seed, step_scratch
 from plasticity.models.layers import kaiming_uniform_bound
 from plasticity.models.units import UnitLayer, feature_statistic_dims, seed_major, uniform_init
 from plasticity.seeding import ChunkedStream, generators
@@ -78,42 +80,99 @@ def _mean_over(matrices: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")        # x / 0 is inf or NaN, as in torch
-def _test_one_example(hidden, incoming, outgoing, age, mean, utility, corrected_mean, accumulated, coin, eta,
-                      util_type, maturity_threshold, replacement_rate, accumulate, count):
-    """`ContinualBackprop._due_units` for features of one example per seed (online learning on the CPU): one pass
-    over the units instead of some twenty tensor operations, whose per-call cost is most of CBP's at batch 1.
-    Arrays (S, units), float32, but accumulated, coin and count (the result: units to replace), (S,). The same
-    formulas in the same order and precision; torch's add-with-alpha may fuse a multiply-add (FMA) and its pow is
-    another implementation's, so values may differ in the last bit. (No fastmath: a diverging seed's inf and NaN
-    must propagate.)"""
+def _test_seed(s, hidden, incoming, outgoing, age, mean, utility, corrected_mean, accumulated, coin, eta, util_type,
+               maturity_threshold, replacement_rate, accumulate):
+    """`ContinualBackprop._due_units` for one seed s and one example: hidden, incoming and outgoing (units,) are
+    its features and unit magnitudes, the statistics (S, units) and accumulated (S,); returns how many units are
+    due. The same formulas in the same order and precision as the tensor path; torch's add-with-alpha may fuse a
+    multiply-add (FMA) and its pow is another implementation's, so values may differ in the last bit. (No
+    fastmath, also where the kernel steps call it: a diverging seed's inf and NaN must propagate, and the same
+    bits as `_test_one_example`.)"""
     one = np.float32(1.0)
     rest = one - eta
-    for s in range(hidden.shape[0]):
-        mature = 0
-        for u in range(hidden.shape[1]):
-            a = age[s, u] + one
-            age[s, u] = a
-            m = mean[s, u] * eta + hidden[s, u] * rest
-            mean[s, u] = m
-            centred = m / (one - eta ** a)                   # Adam-style bias correction
-            corrected_mean[s, u] = centred
-            if util_type == 1:                                # adaptation
-                instant = one / incoming[s, u]
-            else:
-                deviation = abs(hidden[s, u]) if util_type == 0 else abs(hidden[s, u] - centred)
-                instant = outgoing[s, u] * deviation
-                if util_type == 3:                            # adaptable_contribution
-                    instant = instant / incoming[s, u]
-            utility[s, u] = utility[s, u] * eta + instant * rest
-            mature += a > maturity_threshold
-        due = np.float32(mature) * replacement_rate
-        if accumulate:
-            accumulated[s] += due
-            whole = np.floor(accumulated[s])
-            accumulated[s] -= whole
+    mature = 0
+    for u in range(hidden.shape[0]):
+        a = age[s, u] + one
+        age[s, u] = a
+        m = mean[s, u] * eta + hidden[u] * rest
+        mean[s, u] = m
+        centred = m / (one - eta ** a)                   # Adam-style bias correction
+        corrected_mean[s, u] = centred
+        if util_type == 1:                                # adaptation
+            instant = one / incoming[u]
         else:
-            whole = np.floor(due) + (due > 0 and due < 1 and coin[s] <= due)
-        count[s] = whole
+            deviation = abs(hidden[u]) if util_type == 0 else abs(hidden[u] - centred)
+            instant = outgoing[u] * deviation
+            if util_type == 3:                            # adaptable_contribution
+                instant = instant / incoming[u]
+        utility[s, u] = utility[s, u] * eta + instant * rest
+        mature += a > maturity_threshold
+    due = np.float32(mature) * replacement_rate
+    if accumulate:
+        accumulated[s] += due
+        whole = np.floor(accumulated[s])
+        accumulated[s] -= whole
+        return whole
+    return np.floor(due) + (due > 0 and due < 1 and coin <= due)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _test_one_example(hidden, incoming, outgoing, age, mean, utility, corrected_mean, accumulated, coin, eta,
+                      util_type, maturity_threshold, replacement_rate, accumulate, count):
+    """`_test_seed` for features of one example per seed (online learning on the CPU): one pass over the units
+    instead of some twenty tensor operations, whose per-call cost is most of CBP's at batch 1. Arrays (S, units),
+    float32, but accumulated, coin and count (the result: units to replace), (S,)."""
+    for s in range(hidden.shape[0]):
+        count[s] = _test_seed(s, hidden[s], incoming[s], outgoing[s], age, mean, utility, corrected_mean,
+                              accumulated, coin[s], eta, util_type, maturity_threshold, replacement_rate, accumulate)
+
+
+@njit(cache=True, nogil=True)
+def _mean_magnitudes(col_sums, next_row_sums, fan_in, fan_out, incoming, outgoing):
+    """Each unit's mean |incoming| and |outgoing| weight from the float64 sums, rounded to float32 as
+    `SeedMLP.unit_magnitudes` does (an exact division: no fastmath reciprocal)."""
+    for u in range(incoming.shape[0]):
+        incoming[u] = col_sums[u] / fan_in
+        outgoing[u] = next_row_sums[u] / fan_out
+
+
+@njit(cache=True, nogil=True, fastmath=kernels.FASTMATH, error_model="numpy")
+def _train_steps_testing_units(layers, weights, biases, moments, activation, inputs, labels, targets, hyper,
+                               first_step, row_sums, col_sums, metric_total, start, end, coins_from, ages, means,
+                               utilities, corrected_means, accumulated, coins, eta, util_type, maturity_threshold,
+                               replacement_rate, accumulate, count):
+    """`kernels.train_steps` (plain SGD, |weight| sums kept) with CBP's test of every hidden layer's units after
+    each step, from the step's features and the updated unit magnitudes (mean |weight| in and out, as
+    `SeedMLP.unit_magnitudes` computes them), on examples start..end-1; stops after the first step at which some
+    unit is due and returns the next example's index (end when done), count (hidden layers, S) holding that step's
+    numbers due. Per hidden layer: the statistics (S, units), accumulated (S,) and coins (S, steps) of the steps
+    from example `coins_from` on."""
+    scratch = step_scratch(layers, weights, inputs)
+    hidden = scratch[1]
+    widest = 1
+    for layer in range(layers - 1):
+        widest = max(widest, weights[layer].shape[2])
+    incoming = np.empty(widest, dtype=inputs.dtype)
+    outgoing = np.empty(widest, dtype=inputs.dtype)
+    typed = np.zeros(3, dtype=inputs.dtype)
+    for step in range(start, end):
+        due = False
+        for s in range(inputs.shape[0]):
+            step_one_seed(s, step, layers, weights, biases, moments, activation, inputs, labels, targets, hyper,
+                          typed, metric_total, scratch, row_sums, col_sums)
+            for layer in range(layers - 1):
+                units = weights[layer].shape[2]
+                _mean_magnitudes(col_sums[layer][s], row_sums[layer + 1][s], weights[layer].shape[1],
+                                 weights[layer + 1].shape[2], incoming[:units], outgoing[:units])
+                whole = _test_seed(s, hidden[layer], incoming[:units], outgoing[:units], ages[layer], means[layer],
+                                   utilities[layer], corrected_means[layer], accumulated[layer],
+                                   coins[layer][s, step - coins_from], eta, util_type, maturity_threshold, replacement_rate,
+                                   accumulate)
+                count[layer, s] = whole
+                due = due or whole > 0
+        if due:
+            return step + 1
+    return end
 
 
 class ContinualBackprop:
@@ -264,8 +323,12 @@ class ContinualBackprop:
         return self._arrays[index]
 
     def _test_and_generate(self, index: int, layer: UnitLayer, hidden: torch.Tensor, incoming, outgoing):
-        age, utility, mean = self.age[index], self.utility[index], self.mean_activation[index]
         corrected_mean, count = self._due_units(index, hidden, incoming, outgoing)
+        return self._generate(index, layer, corrected_mean, count)
+
+    def _generate(self, index: int, layer: UnitLayer, corrected_mean: torch.Tensor, count: list[int]):
+        """Replace `count[seed]` of the lowest-utility mature units of every seed; returns the replaced (S, units)."""
+        age, utility, mean = self.age[index], self.utility[index], self.mean_activation[index]
         replaced = torch.zeros(age.shape, dtype=torch.bool, device=age.device)
         if not any(count):
             return replaced
@@ -283,6 +346,38 @@ class ContinualBackprop:
             age[seed, units] = 0
             replaced[seed, units] = True
         return replaced
+
+    @torch.no_grad()
+    def train_steps(self, model, inputs: torch.Tensor, targets: torch.Tensor, loss: str, metric_total: torch.Tensor,
+                    lr: float) -> None:
+        """Online training at batch 1 on every example of inputs (S, n, in) with plain SGD, as the step-by-step
+        path (an optimizer step, then `step(features)`) does it, in the MLP's kernels (`SeedMLP.step_arguments`):
+        they take the steps and test the units after each, and stop where a unit is due; the replacement is made
+        here, then they go on. The same numbers as the step-by-step path: the coins and the new units' weights
+        come from the same generators, so the steps at which the coin streams refill (every `chunk` steps) are
+        taken one by one, in that path's order (coins of a layer, then its replacements, then the next layer's)."""
+        steps, done = inputs.shape[1], 0
+        count = np.zeros((len(self.layers), len(self.gens)), dtype=np.int64)
+        statistics = [[self._one_example_arrays(index)[position] for index in range(len(self.layers))]
+                      for position in (2, 3, 4, 5, 6)]      # age, mean, utility, corrected mean, accumulated
+        while done < steps:
+            if self.coin[0].before_refill() == 0:
+                model(inputs[:, done:done + 1])             # the step's features, as the kernels compute them
+                model.train_steps(inputs[:, done:done + 1], targets[:, done:done + 1], loss, metric_total, lr)
+                self.step(model.features)
+                done += 1
+                continue
+            start, end = done, min(steps, done + self.coin[0].before_refill())
+            coins = [stream.take(end - start).numpy() for stream in self.coin]
+            padded = [tuple(arrays) + (arrays[0][:0],) * (kernels.MAX_STEP_LAYERS - len(arrays))
+                      for arrays in statistics + [coins]]
+            while done < end:     # the |weight| sums are made exact again after a replacement (step_arguments)
+                done = _train_steps_testing_units(*model.step_arguments(inputs, targets, loss, lr),
+                                                  metric_total.numpy(), done, end, start, *padded, *self._constants,
+                                                  count)
+                for index, layer in enumerate(self.layers):
+                    if count[index].any():
+                        self._generate(index, layer, self._one_example_arrays(index)[0], count[index].tolist())
 
     def _reinitialise(self, layer: UnitLayer, seed: int, units: torch.Tensor, unit_means: torch.Tensor):
         layer.reinitialise(seed, units, self.gens[seed])
@@ -345,4 +440,5 @@ def build(model, seeds, lr: float, replacement_rate: float, maturity_threshold: 
         magnitudes = model.unit_magnitudes
     cbp = ContinualBackprop(model.unit_layers(), opt, generators(seeds, "cbp"), replacement_rate,
                             maturity_threshold, decay_rate, util_type, accumulate, unit_magnitudes=magnitudes)
-    return Learner(opt, after_step=lambda features: cbp.step([f.detach() for f in features]), state=cbp)
+    return Learner(opt, after_step=lambda features: cbp.step([f.detach() for f in features]), state=cbp,
+                   train_steps=cbp.train_steps if magnitudes is not None else None)

@@ -24,12 +24,12 @@ from numba import njit
 
 # Reassociation lets the dot products vectorise; no-NaN/no-inf flags are excluded because diverging seeds
 # must propagate NaN and inf into the recorded metrics.
-_FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 
 # Row loops: each streams one row of weights while it is in L1 cache. Loop-invariant choices are made outside
 # them, so LLVM vectorises every one.
-_row_loop = njit(inline="always", fastmath=_FASTMATH)
+_row_loop = njit(inline="always", fastmath=FASTMATH)
 
 
 @_row_loop
@@ -111,7 +111,7 @@ def _update_tracked_rows(weight_t, x, d, lr, rows, grad_in, row_abs_sum, col_cha
         grad_in[i], row_abs_sum[i] = _dot_and_update_tracked(weight_t[i], d, lr * x[i], col_change, zero, zero)
 
 
-@njit(inline="always", fastmath=_FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)
 def _forward_one(weight_t, bias, x, o, active):
     """o = bias + sum_i x[i] * weight_t[i] for one seed's one example, reading only the rows of nonzero inputs
     (four rows per pass over `o`, which halves the loads and stores of the output); `active` is scratch of
@@ -137,7 +137,7 @@ def _forward_one(weight_t, bias, x, o, active):
             o[j] += xi * row[j]
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def linear_forward(weight_t, bias, x, out):
     """out[s, b] = bias[s] + sum_i x[s, b, i] * weight_t[s, i], reading only the rows of nonzero inputs."""
     active = np.empty(x.shape[2], dtype=np.int64)
@@ -146,7 +146,7 @@ def linear_forward(weight_t, bias, x, out):
             _forward_one(weight_t[s], bias[s], x[s, b], out[s, b], active)
 
 
-@njit(inline="always", fastmath=_FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)
 def _backward_sgd_one(weight_t, bias, x, d, lr, need_grad, grad_in, row_abs_sum, col_abs_sum, col_change,
                       tracked_rows, zero):
     """linear_backward_sgd for one seed: x (in,), d (out,), need_grad (in,) or empty, grad_in (in,),
@@ -178,7 +178,7 @@ def _backward_sgd_one(weight_t, bias, x, d, lr, need_grad, grad_in, row_abs_sum,
         col_abs_sum += col_change
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def linear_backward_sgd(weight_t, bias, x, delta, lr, need_grad, grad_in, row_abs_sum, col_abs_sum):
     """Backward pass of one layer at batch 1 fused with SGD (no momentum or weight decay), in place.
 
@@ -247,7 +247,7 @@ def _cross_entropy_grad(z, label, grad):
     return top == label
 
 
-@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")   # numpy's: a division that may be by zero vectorises
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")   # numpy's: a division that may be by zero vectorises
 def _adam_layer(param, exp_avg, exp_avg_sq, x, d, beta1, beta2, rest1, rest2, step_size, root_correction, eps):
     """Adam's update of one seed's input-major (in, out) weights whose gradient is the outer product x·dᵀ of one
     example (zero in the rows of zero inputs, whose moments still decay and whose weights still move). Indexes the
@@ -261,9 +261,99 @@ def _adam_layer(param, exp_avg, exp_avg_sq, x, d, beta1, beta2, rest1, rest2, st
             param[i, j] -= step_size * exp_avg[i, j] / (np.sqrt(exp_avg_sq[i, j]) / root_correction + eps)
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
-def train_steps(layers, weights, biases, moments, activation, inputs, labels, targets, hyper, first_step,
-                metric_total):
+@njit(inline="always")
+def step_scratch(layers, weights, inputs):
+    """The buffers one `step_one_seed` needs, made once per call of a kernel that takes many steps: per layer its
+    pre-activations, activations, derivatives and deltas (`hidden[layer]` holds the step's hidden features), then
+    row-sized scratch."""
+    widest = inputs.shape[2]
+    for layer in range(layers):
+        widest = max(widest, weights[layer].shape[2])
+    pre = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
+    hidden = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
+    derivative = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
+    delta = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
+    rows = (np.empty(widest, dtype=inputs.dtype), np.empty(widest, dtype=np.int64), np.empty(widest, dtype=np.int64),
+            np.empty(widest, dtype=inputs.dtype), np.empty(widest, dtype=np.bool_))
+    return pre, hidden, derivative, delta, rows
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def step_one_seed(s, step, layers, weights, biases, moments, activation, inputs, labels, targets, hyper, typed,
+                  metric_total, scratch, row_sums, col_sums):
+    """One training step of seed s on example `step` (see `train_steps`). With non-empty row_sums and col_sums
+    (per layer (S, in) and (S, out), float64) the plain SGD update keeps them equal to the sums of |weight| over
+    each row and column, as `linear_backward_sgd` does."""
+    lr, keep, beta1, beta2, eps, rest1, rest2 = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6]
+    pre, hidden, derivative, delta, (grad_in, active, tracked_rows, col_change, need_grad) = scratch
+    zero = np.zeros(1, dtype=inputs.dtype)[0]
+    no_rows = np.empty(0, dtype=np.bool_)
+    no_sums = np.empty(0, dtype=np.float64)
+    adam = moments[0][0].shape[0] > 0
+    decay = keep != 1.0
+    track = row_sums[0].shape[0] > 0
+    x = inputs[s, step]
+    for layer in range(layers):
+        _forward_one(weights[layer][s], biases[layer][s], x, pre[layer], active)
+        if layer < layers - 1:
+            _activate(activation, pre[layer], hidden[layer], derivative[layer])
+            x = hidden[layer]
+    out, grad = pre[layers - 1], delta[layers - 1]
+    if labels.shape[0] > 0:
+        correct = _cross_entropy_grad(out, labels[s, step], grad)
+        metric_total[s] += 1.0 if correct else 0.0
+    else:
+        loss = zero
+        outputs = np.float32(out.shape[0])
+        scale = np.float32(2.0) / outputs
+        for j in range(out.shape[0]):
+            error = out[j] - targets[s, step, j]
+            loss += error * error
+            grad[j] = error * scale
+        metric_total[s] += loss / outputs
+    for layer in range(layers - 1, -1, -1):
+        below = hidden[layer - 1] if layer > 0 else inputs[s, step]
+        n_in = below.shape[0]
+        if layer > 0:
+            for i in range(n_in):
+                need_grad[i] = derivative[layer - 1][i] != 0.0
+        weight, bias, wants = weights[layer][s], biases[layer][s], need_grad[:n_in] if layer > 0 else no_rows
+        d = delta[layer]
+        if adam or decay:
+            for i in range(wants.shape[0]):
+                grad_in[i] = _dot(weight[i], d, zero) if wants[i] else zero
+        if adam:
+            _adam_layer(weight, moments[0][layer][s], moments[1][layer][s], below, d, beta1, beta2, rest1,
+                        rest2, typed[0], typed[1], eps)
+            _adam_layer(bias.reshape(1, -1), moments[2][layer][s].reshape(1, -1),
+                        moments[3][layer][s].reshape(1, -1), typed[2:], d, beta1, beta2, rest1, rest2,
+                        typed[0], typed[1], eps)
+        else:
+            if decay:
+                weight *= keep
+                bias *= keep
+                wants = no_rows
+            _backward_sgd_one(weight, bias, below, d, lr, wants, grad_in[:n_in],
+                              row_sums[layer][s] if track else no_sums, col_sums[layer][s] if track else no_sums,
+                              col_change[:d.shape[0]], tracked_rows, zero)
+        if layer > 0:
+            for i in range(n_in):
+                delta[layer - 1][i] = grad_in[i] * derivative[layer - 1][i]
+
+
+@njit(inline="always")
+def adam_step_factors(typed, lr, beta1, beta2, first_step, step):
+    """torch.optim.Adam's bias corrections of step `first_step + step + 1`, from the step count in float64, into
+    typed[0:2] (the weights' precision), and 1 (the bias's "input") into typed[2]."""
+    count = first_step + step + 1
+    typed[0] = lr / (1.0 - np.float64(beta1) ** count)
+    typed[1] = np.sqrt(1.0 - np.float64(beta2) ** count)
+    typed[2] = 1.0
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def train_steps(layers, weights, biases, moments, activation, inputs, labels, targets, hyper, first_step, row_sums,
+                col_sums, metric_total):
     """Online training at batch 1 for all of `inputs` in one call: per step and seed, the forward of
     `linear_forward`, the loss's output gradient, then down the layers the backward products (with the weights
     before the update) and the layer's update.
@@ -279,85 +369,22 @@ def train_steps(layers, weights, biases, moments, activation, inputs, labels, ta
     with the backward pass as in `linear_backward_sgd`, reading only the weight rows of nonzero inputs; every
     weight is shrunk first where keep != 1. With moments (exp_avg and exp_avg_sq of the weights, input-major, and
     of the biases), torch.optim.Adam without weight decay, whose step count before these steps is `first_step`.
-    hyper: (lr, keep, beta1, beta2, eps, 1 - beta1, 1 - beta2), in the weights' precision.
+    hyper: (lr, keep, beta1, beta2, eps, 1 - beta1, 1 - beta2), in the weights' precision. row_sums, col_sums:
+    per layer the float64 sums of |weight| over rows (S, in) and columns (S, out) that plain SGD keeps up to date
+    (as `linear_backward_sgd` does), or empty arrays.
     """
-    seeds, steps = inputs.shape[0], inputs.shape[1]
-    lr, keep, beta1, beta2, eps, rest1, rest2 = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6]
-    typed = np.zeros(3, dtype=inputs.dtype)     # scalars in the weights' precision: 0, then Adam's step factors
-    zero = typed[0]
-    widest = inputs.shape[2]
-    for layer in range(layers):
-        widest = max(widest, weights[layer].shape[2])
-    pre = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
-    hidden = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
-    derivative = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
-    delta = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
-    grad_in = np.empty(widest, dtype=inputs.dtype)
-    active = np.empty(widest, dtype=np.int64)
-    tracked_rows = np.empty(widest, dtype=np.int64)
-    col_change = np.empty(0, dtype=inputs.dtype)
-    no_rows = np.empty(0, dtype=np.bool_)
-    need_grad = np.empty(widest, dtype=np.bool_)
-    no_sums = np.empty(0, dtype=np.float64)
-    cross_entropy = labels.shape[0] > 0
+    typed = np.zeros(3, dtype=inputs.dtype)     # Adam's step factors in the weights' precision
+    scratch = step_scratch(layers, weights, inputs)
     adam = moments[0][0].shape[0] > 0
-    decay = keep != 1.0
-    for step in range(steps):
-        if adam:    # torch.optim.Adam's bias corrections, from the step count in float64
-            count = first_step + step + 1
-            typed[0] = lr / (1.0 - np.float64(beta1) ** count)
-            typed[1] = np.sqrt(1.0 - np.float64(beta2) ** count)
-            typed[2] = 1.0      # the bias's "input"
-        for s in range(seeds):
-            x = inputs[s, step]
-            for layer in range(layers):
-                _forward_one(weights[layer][s], biases[layer][s], x, pre[layer], active)
-                if layer < layers - 1:
-                    _activate(activation, pre[layer], hidden[layer], derivative[layer])
-                    x = hidden[layer]
-            out, grad = pre[layers - 1], delta[layers - 1]
-            if cross_entropy:
-                correct = _cross_entropy_grad(out, labels[s, step], grad)
-                metric_total[s] += 1.0 if correct else 0.0
-            else:
-                loss = zero
-                outputs = np.float32(out.shape[0])
-                scale = np.float32(2.0) / outputs
-                for j in range(out.shape[0]):
-                    error = out[j] - targets[s, step, j]
-                    loss += error * error
-                    grad[j] = error * scale
-                metric_total[s] += loss / outputs
-            for layer in range(layers - 1, -1, -1):
-                below = hidden[layer - 1] if layer > 0 else inputs[s, step]
-                n_in = below.shape[0]
-                if layer > 0:
-                    for i in range(n_in):
-                        need_grad[i] = derivative[layer - 1][i] != 0.0
-                weight, bias, wants = weights[layer][s], biases[layer][s], need_grad[:n_in] if layer > 0 else no_rows
-                d = delta[layer]
-                if adam or decay:
-                    for i in range(wants.shape[0]):
-                        grad_in[i] = _dot(weight[i], d, zero) if wants[i] else zero
-                if adam:
-                    _adam_layer(weight, moments[0][layer][s], moments[1][layer][s], below, d, beta1, beta2, rest1,
-                                rest2, typed[0], typed[1], eps)
-                    _adam_layer(bias.reshape(1, -1), moments[2][layer][s].reshape(1, -1),
-                                moments[3][layer][s].reshape(1, -1), typed[2:], d, beta1, beta2, rest1, rest2,
-                                typed[0], typed[1], eps)
-                else:
-                    if decay:
-                        weight *= keep
-                        bias *= keep
-                        wants = no_rows
-                    _backward_sgd_one(weight, bias, below, d, lr, wants, grad_in[:n_in], no_sums, no_sums,
-                                      col_change, tracked_rows, zero)
-                if layer > 0:
-                    for i in range(n_in):
-                        delta[layer - 1][i] = grad_in[i] * derivative[layer - 1][i]
+    for step in range(inputs.shape[1]):
+        if adam:
+            adam_step_factors(typed, hyper[0], hyper[2], hyper[3], first_step, step)
+        for s in range(inputs.shape[0]):
+            step_one_seed(s, step, layers, weights, biases, moments, activation, inputs, labels, targets, hyper,
+                          typed, metric_total, scratch, row_sums, col_sums)
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def abs_sums(weight_t, row_abs_sum, col_abs_sum):
     """row_abs_sum (S, in) and col_abs_sum (S, out), float64, set to the sums of |weight_t| over each row and
     column in one pass over the weights (the exact start of the sums that `linear_backward_sgd` keeps)."""

@@ -191,7 +191,7 @@ class SeedMLP(LinearStack, nn.Module):
         """Whether `train_steps` can train this network: CPU kernels and hidden activations that they compute."""
         return (self.row_kernels and self._weights[0].device.type == "cpu" and loss in LOSSES
                 and len(self._weights) <= kernels.MAX_STEP_LAYERS
-                and self.activation_name in kernels.STEP_ACTIVATIONS and self._row_abs_sums is None)
+                and self.activation_name in kernels.STEP_ACTIVATIONS)
 
     @torch.no_grad()
     def train_steps(self, inputs: torch.Tensor, targets: torch.Tensor, loss: str, metric_total: torch.Tensor,
@@ -206,15 +206,26 @@ class SeedMLP(LinearStack, nn.Module):
         without weight decay, its moments updated in place. The same numbers as the step-by-step path for SGD on
         ReLU and linear networks under the squared error without weight decay; elsewhere the last bits of the
         log-softmax, tanh, the decayed update (BLAS's there) and Adam's arithmetic are the kernels' own."""
+        kernels.train_steps(*self.step_arguments(inputs, targets, loss, lr, weight_decay, adam), metric_total.numpy())
+
+    def step_arguments(self, inputs: torch.Tensor, targets: torch.Tensor, loss: str, lr: float,
+                       weight_decay: float = 0.0, adam: tuple | None = None) -> tuple:
+        """`kernels.train_steps`' arguments but the last (metric_total) for `train_steps`: also for a method that
+        takes the kernels' steps with its own work between them (CBP's `train_steps`). The |weight| sums of
+        `unit_magnitudes`, where tracked, are made exact first and passed on for the kernels to keep (plain SGD
+        only)."""
         arrays = self._kernel_arrays()
         dtype = arrays[0][0].dtype
 
-        def padded(parts, dims):
+        def padded(parts, dims, dtype=dtype):
             """Every tuple the kernel takes has MAX_STEP_LAYERS entries (empty ones after the layers): one compiled
             kernel for every depth, where a tuple of each length would be compiled anew (seconds per depth)."""
             return tuple(parts) + tuple(np.empty((0,) * dims, dtype)
                                         for _ in range(kernels.MAX_STEP_LAYERS - len(parts)))
 
+        tracked = self._magnitudes_exact()
+        if tracked and (adam or weight_decay):
+            raise ValueError("the kernels keep the |weight| sums of plain SGD only (no Adam, no weight decay)")
         weights, biases = padded([weight for weight, _ in arrays], 3), padded([bias for _, bias in arrays], 2)
         labels = targets.contiguous().numpy() if loss == "cross_entropy" else np.empty((0, 0), dtype=np.int64)
         values = np.empty((0, 0, 0), dtype=dtype) if loss == "cross_entropy" else targets.contiguous().numpy()
@@ -224,8 +235,10 @@ class SeedMLP(LinearStack, nn.Module):
                    padded([_input_major(v) for _, v in weight_moments], 3),
                    padded([m.numpy() for m, _ in bias_moments], 2), padded([v.numpy() for _, v in bias_moments], 2))
         hyper = np.array([lr, 1.0 - lr * weight_decay, beta1, beta2, eps, 1.0 - beta1, 1.0 - beta2], dtype=dtype)
-        kernels.train_steps(len(arrays), weights, biases, moments, kernels.STEP_ACTIVATIONS[self.activation_name],
-                            inputs.contiguous().numpy(), labels, values, hyper, taken, metric_total.numpy())
+        sums = [padded([sums.numpy() for sums in all_sums] if tracked else [], 2, np.float64)
+                for all_sums in (self._row_abs_sums, self._col_abs_sums)]
+        return (len(arrays), weights, biases, moments, kernels.STEP_ACTIVATIONS[self.activation_name],
+                inputs.contiguous().numpy(), labels, values, hyper, taken, *sums)
 
     def _kernel_arrays(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per layer, the numpy views (input-major weight, bias) that the kernels read and write, made again only

@@ -59,6 +59,22 @@ class ChunkedStream:
         self.position += 1
         return sample
 
+    def before_refill(self) -> int:
+        """How many samples the buffer still holds: the next call after them draws a new chunk (0: this one)."""
+        return self.chunk - self.position
+
+    def take(self, count: int) -> torch.Tensor:
+        """The next `count` samples for every seed, (S, count, *shape): what `count` calls of `next()` return."""
+        parts = []
+        while count:
+            if self.position == self.chunk:
+                self._refill()
+            part = min(count, self.chunk - self.position)
+            parts.append(self.buffer[:, self.position:self.position + part].clone())
+            self.position += part
+            count -= part
+        return torch.cat(parts, dim=1)
+
     def state_dict(self) -> dict:
         buffer = None if self.buffer is None else self.buffer.clone()      # the live one is refilled in place
         return {"gens": [g.get_state() for g in self.gens], "buffer": buffer, "position": self.position}
