@@ -380,23 +380,36 @@ def conv_case(session: Session, setting: ConvSetting, seeds: int, schedule: Sche
     session.add(Row(label, seeds * mine, theirs, target, None if session.cuda else seeds * mine_cpu / theirs_cpu))
 
 
-@case("noise_draws", "Shrink & Perturb's Gaussian noise, 5 seeds x 100k parameters: N(0, 1) draws per second of the "
-                     "per-seed ziggurat streams (plasticity.seeding.normal_stream) vs torch.randn from a generator "
-                     "per seed")
+@case("noise_draws", "Shrink & Perturb's Gaussian noise, 5 seeds: N(0, 1) draws per second of the per-seed Box-Muller "
+                     "streams (plasticity.seeding.normal_stream, 100k samples a seed) vs torch.randn from a generator "
+                     "per seed, and elements per second of NormalStream.add_to (generate and add in one pass) into a "
+                     "784-100 weight stored input-major (a transposed view, as the CPU row kernels keep it) vs "
+                     "torch.randn then add_")
 def noise_draws(session: Session) -> None:
     seeds, size, steps = 5, 100_000, session.steps(200)
     stream = NormalStream(list(range(seeds)), "noise", (size,))
     generators = [generator(seed, "noise") for seed in range(seeds)]
     buffer = torch.empty(seeds, size)
+    weight_stream = NormalStream(list(range(seeds)), "perturb:0", (100, 784))
+    weight = torch.zeros(seeds, 784, 100).transpose(1, 2)
+    noise = torch.empty(seeds, 100, 784)
 
-    def ziggurat() -> None:
+    def box_muller() -> None:
         stream.next()
 
     def randn() -> None:
         for seed, rng in enumerate(generators):
             torch.randn(size, generator=rng, out=buffer[seed])
 
-    def draws_per_second(draw: Callable[[], None]) -> float:
+    def fused_add() -> None:
+        weight_stream.add_to(weight, 0.01)
+
+    def randn_add() -> None:
+        for seed, rng in enumerate(generators):
+            torch.randn((100, 784), generator=rng, out=noise[seed])
+        weight.add_(noise, alpha=0.01)
+
+    def per_second(draw: Callable[[], None], elements: int) -> float:
         draw()      # the compiled kernel loaded
         fastest = math.inf
         for _ in range(MLP_ROUNDS):
@@ -404,9 +417,11 @@ def noise_draws(session: Session) -> None:
             for _ in range(steps):
                 draw()
             fastest = min(fastest, session.clock() - start)
-        return steps * seeds * size / fastest
-    session.add(Row("S&P noise: N(0, 1) draws per second", draws_per_second(ziggurat), draws_per_second(randn),
+        return steps * seeds * elements / fastest
+    session.add(Row("S&P noise: N(0, 1) draws per second", per_second(box_muller, size), per_second(randn, size),
                     mlp_target(session, 2.0)))
+    session.add(Row("S&P noise: generate + add, elements per second",
+                    per_second(fused_add, 784 * 100), per_second(randn_add, 784 * 100), mlp_target(session, 2.0)))
 
 
 @case("lop_convnet", "Dohare's continual-ImageNet ConvNet, batch 100, 3x32x32, 2 classes, SGD momentum 0.9: engine "

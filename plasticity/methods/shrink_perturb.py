@@ -12,7 +12,9 @@ from plasticity.seeding.normal_stream import NormalStream
 class Perturbation:
     """Adds N(0, noise_std²) to every parameter, from per-seed streams (parameters carry a leading seed dim).
 
-    Call it after each optimizer step; with `torch.optim.SGD(weight_decay=wd)` that is Shrink and Perturb."""
+    Call it after each optimizer step; with `torch.optim.SGD(weight_decay=wd)` that is Shrink and Perturb. CPU
+    parameters get the noise generated and added in one pass over their memory (`NormalStream.add_to`); those on
+    another device get the same numbers, generated on the CPU and added there."""
 
     def __init__(self, params, noise_std: float, seeds: list[int]):
         self.noise_std = noise_std
@@ -22,7 +24,7 @@ class Perturbation:
     @torch.no_grad()
     def __call__(self, hidden=None) -> None:
         for param, stream in self.noise.items():
-            param.add_(stream.next(), alpha=self.noise_std)
+            stream.add_to(param, self.noise_std)
 
     def state_dict(self) -> dict:
         return {"noise": [stream.state_dict() for stream in self.noise.values()]}
