@@ -30,6 +30,7 @@ from plasticity.engine.checkpoint import Checkpoints, Terminated
 from plasticity.config import deep_merge, expand_runs, job_spec, load_protocol
 from plasticity.methods import METHODS
 from plasticity.methods.cbp import ContinualBackprop
+from plasticity.methods.shrink_perturb import Perturbation
 from plasticity.engine.job import train
 from test_tasks import CBP as TASKS_CBP, tasks_job
 from workflow_helpers import copy_workflow, snakemake
@@ -135,7 +136,7 @@ class Crash(Exception):
 
 
 # The functions a protocol calls in each step, with the steps a call covers: the online loop's loss (step by step)
-# or the kernels' many steps in one call (`SeedMLP.train_steps`: SGD or Adam at batch 1; CBP's), the joint loop's batch draw,
+# or the kernels' many steps in one call (`SeedMLP.train_steps`: SGD or Adam at batch 1; CBP's, S&P's), the joint loop's batch draw,
 # the tasks loop's training step.
 def one_step(*args) -> int:
     return 1
@@ -143,7 +144,8 @@ def one_step(*args) -> int:
 
 PER_STEP_CALLS = {"online": [(plasticity.engine.online, "loss_and_output_grad", one_step),
                              (SeedMLP, "train_steps", lambda model, inputs, *rest: inputs.shape[1]),
-                             (ContinualBackprop, "train_steps", lambda cbp, model, inputs, *rest: inputs.shape[1])],
+                             (ContinualBackprop, "train_steps", lambda cbp, model, inputs, *rest: inputs.shape[1]),
+                             (Perturbation, "train_steps", lambda noise, model, inputs, *rest: inputs.shape[1])],
                   "joint": [(ContextBenchmark, "next_batch", one_step)],
                   "tasks": [(plasticity.engine.tasks, "autograd_step", one_step)]}
 

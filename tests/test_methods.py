@@ -114,6 +114,44 @@ def test_unknown_optimizer_is_named_in_the_error(method, hparams):
         build_learner(method, tiny_model(), [0, 1], {**hparams, "optimizer": "rmsprop"})
 
 
+@pytest.mark.parametrize("lr, exact", [(0.0, True), (0.05, False)])
+def test_shrink_perturb_kernel_steps_follow_the_step_by_step_path(lr, exact):
+    """Shrink & Perturb's `train_steps` (the kernels' plain-SGD steps, each seed's parameters perturbed after its
+    step) against the step-by-step path (the decayed SGD step, then the perturbation): with lr 0 only the noise
+    moves the weights, and every element gets the same sample, bit for bit; training, to float32 rounding (the
+    decayed update's last bits are the kernels' own). The streams advance alike."""
+    from plasticity.models.mlp import loss_and_output_grad
+    generator = torch.Generator().manual_seed(4)
+    seeds, steps, features = 2, 50, 6
+    inputs = torch.where(torch.rand(seeds, steps, features, generator=generator) < 0.4, 0.0,
+                         torch.rand(seeds, steps, features, generator=generator))
+    targets = torch.randn(seeds, steps, 1, generator=generator)
+    hparams = {"lr": lr, "weight_decay": 0.1, "noise_std": 0.01}
+    runs = []
+    for kernel_steps in (True, False):
+        model = SeedMLP(features, 1, 8, 2, "relu", list(range(seeds)), row_kernels=True)
+        learner = build_learner("shrink_perturb", model, list(range(seeds)), hparams)
+        total = torch.zeros(seeds)
+        if kernel_steps:
+            learner.train_steps(model, inputs[:, :20].contiguous(), targets[:, :20].contiguous(), "mse", total, lr, 0.1)
+            learner.train_steps(model, inputs[:, 20:].contiguous(), targets[:, 20:].contiguous(), "mse", total, lr, 0.1)
+        else:
+            for step in range(steps):
+                with torch.no_grad():
+                    output = model(inputs[:, step:step + 1])
+                value, grad = loss_and_output_grad(output, targets[:, step:step + 1], "mse")
+                total += value
+                model.sgd_step_from_output_grad(grad, lr, 0.1)
+                learner.after_step(model.features)
+        runs.append((model, learner.state, total))
+    (kernel, kernel_noise, kernel_total), (model, noise, total) = runs
+    compare = torch.equal if exact else lambda a, b: torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert compare(kernel_total, total)
+    for mine, theirs in zip(kernel.parameters(), model.parameters()):
+        assert compare(mine, theirs)
+    assert kernel_noise.state_dict() == noise.state_dict()
+
+
 # --- ReDo ------------------------------------------------------------------------------------------------------------
 
 def test_scores_are_mean_activity_over_the_layer_mean_per_seed():

@@ -137,7 +137,8 @@ def test_add_to_adds_what_next_draws_whatever_the_layout(layout, shape):
     added, drawn = NormalStream(seeds, "perturb:0", shape), NormalStream(seeds, "perturb:0", shape)
     for _ in range(3):
         added.add_to(param, std)
-        reference = reference + torch.tensor(std, dtype=torch.float32) * drawn.next()
+        # p + std·z rounded once (an FMA): the float64 sum of the exact product, rounded to float32
+        reference = (reference.double() + torch.tensor(std, dtype=torch.float32).double() * drawn.next().double()).float()
         assert torch.equal(param, reference)
     assert added.state_dict() == drawn.state_dict()
     assert param.stride() == reference.stride() or layout == "input_major"

@@ -123,10 +123,10 @@ def train_online(spec: dict, data_path: str | None = None, progress: bool = True
     checkpoints.start(first_step, steps_per_task)
 
     # Plain SGD or Adam at batch 1 on a network that the kernels train whole runs many steps per call
-    # (`SeedMLP.train_steps`, or the method's own `train_steps` where it has an after_step hook: CBP with plain
-    # SGD): every step up to the next point where the loop looks (a bin's end, a probe, a check).
+    # (`SeedMLP.train_steps`, or the method's own `train_steps` where it has an after_step hook: CBP, Shrink &
+    # Perturb): every step up to the next point where the loop looks (a bin's end, a probe, a check).
     adam = plain_adam_hyperparameters(learner.optimizer) if hand_derived else None
-    method_steps = learner.train_steps if fused_sgd and not fused_sgd[1] else None
+    method_steps = learner.train_steps if fused_sgd else None
     steps_in_kernels = (batch_size == 1 and hasattr(model, "train_steps") and model.trains_steps_in_kernels(spec["loss"])
                         and ((fused_sgd or adam) is not None and learner.after_step is None or method_steps is not None))
     steps = spec["examples"] // batch_size
@@ -149,7 +149,7 @@ def train_online(spec: dict, data_path: str | None = None, progress: bool = True
                 count = int(min(stops)) - step
                 inputs, targets = benchmark.next_batch(count)
                 if method_steps:
-                    method_steps(model, inputs, targets, spec["loss"], bin_total, fused_sgd[0])
+                    method_steps(model, inputs, targets, spec["loss"], bin_total, *fused_sgd)
                 elif adam:
                     taken, pairs = adam_moments(learner.optimizer)
                     model.train_steps(inputs, targets, spec["loss"], bin_total, adam[0], adam=(*adam[1:], taken, pairs))

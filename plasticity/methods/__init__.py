@@ -24,9 +24,9 @@ from plasticity.config import ConfigError, check_arguments
 class Learner:
     """optimizer: steps the parameters; after_step(hidden features): runs after every optimizer step;
     state: an object with state_dict()/load_state_dict() holding the method's own state (for checkpoints);
-    train_steps(model, inputs, targets, loss, metric_total, lr): optional, the same as plain-SGD steps each
-    followed by after_step, taken many at a time in the model's kernels (`SeedMLP.step_arguments`), which the
-    online protocol then uses at batch 1 on the CPU."""
+    train_steps(model, inputs, targets, loss, metric_total, lr, weight_decay): optional, the same as plain-SGD
+    steps each followed by after_step, taken many at a time in the model's kernels (`SeedMLP.step_arguments`),
+    which the online protocol then uses at batch 1 on the CPU."""
     optimizer: torch.optim.Optimizer
     after_step: Callable[[list[torch.Tensor]], None] | None = None
     state: object | None = None

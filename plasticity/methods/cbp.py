@@ -349,7 +349,7 @@ class ContinualBackprop:
 
     @torch.no_grad()
     def train_steps(self, model, inputs: torch.Tensor, targets: torch.Tensor, loss: str, metric_total: torch.Tensor,
-                    lr: float) -> None:
+                    lr: float, weight_decay: float = 0.0) -> None:
         """Online training at batch 1 on every example of inputs (S, n, in) with plain SGD, as the step-by-step
         path (an optimizer step, then `step(features)`) does it, in the MLP's kernels (`SeedMLP.step_arguments`):
         they take the steps and test the units after each, and stop where a unit is due; the replacement is made
@@ -363,7 +363,8 @@ class ContinualBackprop:
         while done < steps:
             if self.coin[0].before_refill() == 0:
                 model(inputs[:, done:done + 1])             # the step's features, as the kernels compute them
-                model.train_steps(inputs[:, done:done + 1], targets[:, done:done + 1], loss, metric_total, lr)
+                model.train_steps(inputs[:, done:done + 1], targets[:, done:done + 1], loss, metric_total, lr,
+                                  weight_decay)
                 self.step(model.features)
                 done += 1
                 continue
@@ -372,7 +373,7 @@ class ContinualBackprop:
             padded = [tuple(arrays) + (arrays[0][:0],) * (kernels.MAX_STEP_LAYERS - len(arrays))
                       for arrays in statistics + [coins]]
             while done < end:     # the |weight| sums are made exact again after a replacement (step_arguments)
-                done = _train_steps_testing_units(*model.step_arguments(inputs, targets, loss, lr),
+                done = _train_steps_testing_units(*model.step_arguments(inputs, targets, loss, lr, weight_decay),
                                                   metric_total.numpy(), done, end, start, *padded, *self._constants,
                                                   count)
                 for index, layer in enumerate(self.layers):
@@ -441,4 +442,4 @@ def build(model, seeds, lr: float, replacement_rate: float, maturity_threshold: 
     cbp = ContinualBackprop(model.unit_layers(), opt, generators(seeds, "cbp"), replacement_rate,
                             maturity_threshold, decay_rate, util_type, accumulate, unit_magnitudes=magnitudes)
     return Learner(opt, after_step=lambda features: cbp.step([f.detach() for f in features]), state=cbp,
-                   train_steps=cbp.train_steps if magnitudes is not None else None)
+                   train_steps=cbp.train_steps if magnitudes is not None and not weight_decay else None)

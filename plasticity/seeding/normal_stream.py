@@ -3,9 +3,8 @@
 torch.randn costs several times an online MLP's whole training step per parameter, so Shrink & Perturb's noise
 was most of its run time. The samples are Box & Muller's (1958) pairs R·(cos θ, sin θ), R = √(-2 ln u1), θ uniform,
 computed branch-free in float32 so that LLVM vectorises the loops (8 lanes on AVX2), and `NormalStream.add_to`
-adds them to a parameter in the same pass over its memory. On a 2-core AVX2 EPYC (numba 0.68): about 1.2 ns a sample
-generated and added to a (5, 784, 100)-storage weight, against 2.8-5.6 ns for the previous ziggurat plus ~0.7-1 ns
-for a separate `add_`.
+adds them to a parameter in the same pass over its memory (the README's benchmarks give the speeds: several times
+the previous ziggurat's and torch.randn's).
 
 Why Box–Muller, not a ziggurat: a ziggurat's fast path needs two table gathers a sample and a second pass to
 resolve the ~0.6% of points outside their rectangles, which keeps it from vectorising well. Box–Muller has no
@@ -25,8 +24,7 @@ against float64 references on dense grids are at most 1.3 ulp (ln) and 1 ulp (si
 Words: one SplitMix64 (Steele, Lea & Flood 2014) output per pair, used as a counter-based generator: the word of
 pair p of a stream is the (p+1)-th output of SplitMix64 seeded with the stream's key `stream_key(seed, purpose)`,
 mix(key + (p+1)·γ), a pure function of (key, p), so any sample can be computed on its own, in any order. 64-bit
-multiplies are emulated on AVX2 (three 32-bit ones each, two per word: the multiplier port bounds this stage, ~0.4
-ns a sample), but one word serves two samples, as many bits per sample as a 32-bit generator's word per sample
+multiplies are emulated on AVX2 (three 32-bit ones each, two per word: the multiplier port bounds this stage), but one word serves two samples, as many bits per sample as a 32-bit generator's word per sample
 (Philox4x32-10 would take twenty 32x32-bit multiplies per 128 bits, ten per 64 against SplitMix64's six). Its high
 31 bits m give u1 = m·2⁻³¹ + 2⁻³² in (0, 1] (float32), so R ≤ √(-2 ln 2⁻³²) ≈ 6.66: the samples are truncated to
 |z| < 6.66, beyond which N(0, 1) has probability 2.7e-11 (those samples come out inside, R's atoms over (6, 6.66)
@@ -206,69 +204,83 @@ def _polars(count, first, second, turn):
 
 
 @njit(inline="always")
-def _scratch():
+def scratch():
     """u1, then the first sample; the second sample; the angle's bits."""
     return np.empty(_CHUNK, np.float32), np.empty(_CHUNK, np.float32), np.empty(_CHUNK, np.int32)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def stream_row(row, key, start, std, add, first, second, turn):
+    """row (n,) gets samples start..start+n-1 of the stream `key` (add: row += std·z, rounded once, else row = z);
+    first, second, turn: `scratch()`. Every rounding of the samples and of the sum is explicit (`_fma`), so that a
+    fastmath kernel into which LLVM inlines this (contracting what it may) gets the same numbers."""
+    n = row.shape[0]
+    head = np.int64(start & np.uint64(1)) if n > 0 else 0       # an odd start: the second of a pair first
+    if head:
+        z = _sample(key, start)
+        row[0] = _fma(std, z, row[0]) if add else z
+    first_pair, pairs = (start + np.uint64(head)) >> np.uint64(1), (n - head) >> 1
+    for done in range(0, pairs, _CHUNK):
+        count = min(_CHUNK, pairs - done)
+        _words(_state(key, first_pair + np.uint64(done)), _GAMMA, count, first, turn, 0)
+        _polars(count, first, second, turn)
+        pair_row = row[head + 2 * done:head + 2 * (done + count)]
+        if add:
+            for j in range(count):
+                pair_row[2 * j] = _fma(std, first[j], pair_row[2 * j])
+                pair_row[2 * j + 1] = _fma(std, second[j], pair_row[2 * j + 1])
+        else:
+            for j in range(count):
+                pair_row[2 * j], pair_row[2 * j + 1] = first[j], second[j]
+    if (n - head) & 1:
+        z = _sample(key, start + np.uint64(n - 1))
+        row[n - 1] = _fma(std, z, row[n - 1]) if add else z
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def add_to_input_major_block(block, key, start, std, first, second, turn):
+    """block (I, O) holds logical rows (O, I): element (o, i) += std · sample start + o·I + i of the stream `key`;
+    rounded once; first, second, turn: `scratch()` (explicit roundings, as in `stream_row`)."""
+    width, height = block.shape[0], block.shape[1]      # I (the logical row length), O
+    if start & np.uint64(1) == 0 and width % 2 == 0:    # pairs (o, 2h), (o, 2h + 1): two storage rows
+        half, columns = width >> 1, min(height, _CHUNK)
+        rows = max(1, _CHUNK // columns)                # pair rows h per chunk
+        for h0 in range(0, half, rows):
+            for done in range(0, height, columns):
+                count, k = min(columns, height - done), min(rows, half - h0)
+                for dh in range(k):     # pair (o, h) is pair (o + 1, h) - half
+                    pair = (start >> np.uint64(1)) + np.uint64(h0 + dh) + np.uint64(done) * np.uint64(half)
+                    _words(_state(key, pair), np.uint64(half) * _GAMMA, count, first, turn, dh * count)
+                _polars(k * count, first, second, turn)
+                for dh in range(k):
+                    first_row = block[2 * (h0 + dh), done:done + count]
+                    second_row = block[2 * (h0 + dh) + 1, done:done + count]
+                    for j in range(count):
+                        first_row[j] = _fma(std, first[dh * count + j], first_row[j])
+                        second_row[j] = _fma(std, second[dh * count + j], second_row[j])
+    else:
+        for i in range(width):
+            for o in range(height):
+                block[i, o] = _fma(std, _sample(key, start + np.uint64(o * width + i)), block[i, o])
 
 
 @njit(cache=True, error_model="numpy")
 def _rows(out, keys, counters, std, add):
     """Row s of out (S, n) gets the next n samples of stream s (add: out += std·z, else out = z); advances the
     counters."""
-    first, second, turn = _scratch()
+    first, second, turn = scratch()
     for s in range(out.shape[0]):
-        key, start, row, n = keys[s], counters[s], out[s], out.shape[1]
-        head = np.int64(start & np.uint64(1)) if n > 0 else 0       # an odd start: the second of a pair first
-        if head:
-            z = _sample(key, start)
-            row[0] = row[0] + std * z if add else z
-        first_pair, pairs = (start + np.uint64(head)) >> np.uint64(1), (n - head) >> 1
-        for done in range(0, pairs, _CHUNK):
-            count = min(_CHUNK, pairs - done)
-            _words(_state(key, first_pair + np.uint64(done)), _GAMMA, count, first, turn, 0)
-            _polars(count, first, second, turn)
-            pair_row = row[head + 2 * done:head + 2 * (done + count)]
-            if add:
-                for j in range(count):
-                    pair_row[2 * j] = pair_row[2 * j] + std * first[j]
-                    pair_row[2 * j + 1] = pair_row[2 * j + 1] + std * second[j]
-            else:
-                for j in range(count):
-                    pair_row[2 * j], pair_row[2 * j + 1] = first[j], second[j]
-        if (n - head) & 1:
-            z = _sample(key, start + np.uint64(n - 1))
-            row[n - 1] = row[n - 1] + std * z if add else z
-        counters[s] = start + np.uint64(n)
+        stream_row(out[s], keys[s], counters[s], std, add, first, second, turn)
+        counters[s] += np.uint64(out.shape[1])
 
 
 @njit(cache=True, error_model="numpy")
 def _add_to_input_major(storage, keys, counters, std):
-    """storage (S, I, O) holds logical rows (O, I): element (o, i) of seed s += std · sample o·I + i of stream s."""
-    width, height = storage.shape[1], storage.shape[2]      # I (the logical row length), O
-    first, second, turn = _scratch()
+    """storage (S, I, O) holds logical rows (O, I): element (o, i) of seed s += std · its next sample o·I + i."""
+    first, second, turn = scratch()
     for s in range(storage.shape[0]):
-        key, start, block = keys[s], counters[s], storage[s]
-        if start & np.uint64(1) == 0 and width % 2 == 0:    # pairs (o, 2h), (o, 2h + 1): two storage rows
-            half, columns = width >> 1, min(height, _CHUNK)
-            rows = max(1, _CHUNK // columns)                # pair rows h per chunk
-            for h0 in range(0, half, rows):
-                for done in range(0, height, columns):
-                    count, k = min(columns, height - done), min(rows, half - h0)
-                    for dh in range(k):     # pair (o, h) is pair (o + 1, h) - half
-                        pair = (start >> np.uint64(1)) + np.uint64(h0 + dh) + np.uint64(done) * np.uint64(half)
-                        _words(_state(key, pair), np.uint64(half) * _GAMMA, count, first, turn, dh * count)
-                    _polars(k * count, first, second, turn)
-                    for dh in range(k):
-                        first_row = block[2 * (h0 + dh), done:done + count]
-                        second_row = block[2 * (h0 + dh) + 1, done:done + count]
-                        for j in range(count):
-                            first_row[j] = first_row[j] + std * first[dh * count + j]
-                            second_row[j] = second_row[j] + std * second[dh * count + j]
-        else:
-            for i in range(width):
-                for o in range(height):
-                    block[i, o] = block[i, o] + std * _sample(key, start + np.uint64(o * width + i))
-        counters[s] = start + np.uint64(width * height)
+        add_to_input_major_block(storage[s], keys[s], counters[s], std, first, second, turn)
+        counters[s] += np.uint64(storage.shape[1] * storage.shape[2])
 
 
 class NormalStream:
