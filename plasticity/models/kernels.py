@@ -18,6 +18,8 @@ depend on the CPU's vector width.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from numba import njit
@@ -112,38 +114,56 @@ def _update_tracked_rows(weight_t, x, d, lr, rows, grad_in, row_abs_sum, col_cha
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _forward_one(weight_t, bias, x, o, active):
-    """o = bias + sum_i x[i] * weight_t[i] for one seed's one example, reading only the rows of nonzero inputs
-    (four rows per pass over `o`, which halves the loads and stores of the output); `active` is scratch of
-    len(x)."""
+def _rows_product(weight_t, bias, rows, values, o):
+    """o = bias + sum_k values[k] * weight_t[rows[k]]: only the weight rows of nonzero inputs, four rows per pass
+    over `o` (which halves the loads and stores of the output), rows in the given order."""
     o[:] = bias
-    count = 0
-    for i in range(x.shape[0]):
-        if x[i] != 0.0:
-            active[count] = i
-            count += 1
+    count = rows.shape[0]
     first = 0
     while first + 4 <= count:
-        i0, i1, i2, i3 = active[first], active[first + 1], active[first + 2], active[first + 3]
-        x0, x1, x2, x3 = x[i0], x[i1], x[i2], x[i3]
-        r0, r1, r2, r3 = weight_t[i0], weight_t[i1], weight_t[i2], weight_t[i3]
+        x0, x1, x2, x3 = values[first], values[first + 1], values[first + 2], values[first + 3]
+        r0, r1, r2, r3 = weight_t[rows[first]], weight_t[rows[first + 1]], weight_t[rows[first + 2]], \
+            weight_t[rows[first + 3]]
         for j in range(o.shape[0]):
             o[j] += (x0 * r0[j] + x1 * r1[j]) + (x2 * r2[j] + x3 * r3[j])
         first += 4
     for k in range(first, count):
-        i = active[k]
-        xi, row = x[i], weight_t[i]
+        xi, row = values[k], weight_t[rows[k]]
         for j in range(o.shape[0]):
             o[j] += xi * row[j]
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _forward_one(weight_t, bias, x, o, active, values):
+    """o = bias + sum_i x[i] * weight_t[i] for one seed's one example, reading only the rows of nonzero inputs;
+    `active` and `values` are scratch of len(x) (the nonzero inputs' indices and values, in order)."""
+    count = 0
+    for i in range(x.shape[0]):
+        if x[i] != 0.0:
+            active[count] = i
+            values[count] = x[i]
+            count += 1
+    _rows_product(weight_t, bias, active[:count], values[:count], o)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def linear_forward(weight_t, bias, x, out):
     """out[s, b] = bias[s] + sum_i x[s, b, i] * weight_t[s, i], reading only the rows of nonzero inputs."""
     active = np.empty(x.shape[2], dtype=np.int64)
+    values = np.empty(x.shape[2], dtype=x.dtype)
     for s in range(x.shape[0]):
         for b in range(x.shape[1]):
-            _forward_one(weight_t[s], bias[s], x[s, b], out[s, b], active)
+            _forward_one(weight_t[s], bias[s], x[s, b], out[s, b], active, values)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def sparse_forward(weight_t, bias, starts, rows, values, out):
+    """`linear_forward` for inputs given by their nonzero entries (made once for inputs used many times): example
+    b of seed s has rows[s, starts[s, b]:starts[s, b + 1]] (ascending) with those values; the same numbers."""
+    for s in range(out.shape[0]):
+        for b in range(out.shape[1]):
+            first, end = starts[s, b], starts[s, b + 1]
+            _rows_product(weight_t[s], bias[s], rows[s, first:end], values[s, first:end], out[s, b])
 
 
 @njit(inline="always", fastmath=FASTMATH)
@@ -274,7 +294,7 @@ def step_scratch(layers, weights, inputs):
     derivative = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
     delta = [np.empty(weights[layer].shape[2], dtype=inputs.dtype) for layer in range(layers)]
     rows = (np.empty(widest, dtype=inputs.dtype), np.empty(widest, dtype=np.int64), np.empty(widest, dtype=np.int64),
-            np.empty(widest, dtype=inputs.dtype), np.empty(widest, dtype=np.bool_))
+            np.empty(widest, dtype=inputs.dtype), np.empty(widest, dtype=np.bool_), np.empty(widest, dtype=inputs.dtype))
     return pre, hidden, derivative, delta, rows
 
 
@@ -285,7 +305,7 @@ def step_one_seed(s, step, layers, weights, biases, moments, activation, inputs,
     (per layer (S, in) and (S, out), float64) the plain SGD update keeps them equal to the sums of |weight| over
     each row and column, as `linear_backward_sgd` does."""
     lr, keep, beta1, beta2, eps, rest1, rest2 = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6]
-    pre, hidden, derivative, delta, (grad_in, active, tracked_rows, col_change, need_grad) = scratch
+    pre, hidden, derivative, delta, (grad_in, active, tracked_rows, col_change, need_grad, values) = scratch
     zero = np.zeros(1, dtype=inputs.dtype)[0]
     no_rows = np.empty(0, dtype=np.bool_)
     no_sums = np.empty(0, dtype=np.float64)
@@ -294,7 +314,7 @@ def step_one_seed(s, step, layers, weights, biases, moments, activation, inputs,
     track = row_sums[0].shape[0] > 0
     x = inputs[s, step]
     for layer in range(layers):
-        _forward_one(weights[layer][s], biases[layer][s], x, pre[layer], active)
+        _forward_one(weights[layer][s], biases[layer][s], x, pre[layer], active, values)
         if layer < layers - 1:
             _activate(activation, pre[layer], hidden[layer], derivative[layer])
             x = hidden[layer]
@@ -405,30 +425,43 @@ class FillShiftedInputs:
     """First-layer inputs x (S, N, in) most of whose entries equal one value `fill` (black MNIST pixels after
     standardisation), for a layer's product without autograd on the CPU.
 
-    They are kept as x − fill, exactly zero at those entries, and x Wᵀ = (x − fill) Wᵀ + fill · Σ_i W[:, :, i] reads
-    only the weight rows of the other entries (`linear_forward`, the online protocol's kernel):
-    for the ~19% non-black pixels of MNIST about twice as fast as the dense product, which the joint protocol's
-    evaluation of thousands of test images after every iteration is bound by. The same numbers but for float
-    rounding (another order of summation); each seed's are computed on their own, in a fixed order.
+    They are kept as the nonzero entries of x − fill (their indices and values per example, found once: the joint
+    protocol evaluates the same test images after every iteration), and x Wᵀ = (x − fill) Wᵀ + fill · Σ_i W[:, :, i]
+    reads only the weight rows of those entries (`sparse_forward`, the online kernel's row product): for the ~19%
+    non-black pixels of MNIST about twice as fast as the dense product, which that evaluation is bound by. The same
+    numbers but for float rounding (another order of summation); each seed's are computed on their own, in a fixed
+    order.
     """
 
     def __init__(self, x: torch.Tensor, fill: float):
         if x.device.type != "cpu":
             raise ValueError("FillShiftedInputs runs on the CPU kernels; keep inputs on other devices dense")
         self.fill = fill
-        self.shifted = (x - fill).contiguous()
+        self.shape = tuple(x.shape)
+        shifted = x - fill
+        nonzero = shifted != 0
+        counts = nonzero.sum(2)
+        self.starts = torch.zeros(x.shape[0], x.shape[1] + 1, dtype=torch.int64)
+        torch.cumsum(counts, dim=1, out=self.starts[:, 1:])
+        most = int(self.starts[:, -1].max())
+        self.rows = torch.zeros(x.shape[0], most, dtype=torch.int32)
+        self.values = torch.zeros(x.shape[0], most, dtype=x.dtype)
+        for seed in range(x.shape[0]):
+            examples, inputs = nonzero[seed].nonzero(as_tuple=True)      # row-major: by example, then input
+            self.rows[seed, :len(inputs)] = inputs.to(torch.int32)
+            self.values[seed, :len(inputs)] = shifted[seed, examples, inputs]
 
     @property
     def density(self) -> float:
         """The fraction of entries that differ from `fill`: the share of the dense product's work left."""
-        return (self.shifted != 0).float().mean().item()
+        return self.starts[:, -1].sum().item() / math.prod(self.shape)
 
     def product(self, weight: torch.Tensor) -> torch.Tensor:
         """x Wᵀ for weight (S, out, in): (S, N, out)."""
         weight = weight.detach()
-        seeds, batch, _ = self.shifted.shape
-        out = self.shifted.new_empty(seeds, batch, weight.shape[1])
+        seeds, batch, _ = self.shape
+        out = self.values.new_empty(seeds, batch, weight.shape[1])
         offset = weight.sum(2).mul_(self.fill)
-        linear_forward(weight.transpose(1, 2).contiguous().numpy(), offset.numpy(), self.shifted.numpy(),
-                               out.numpy())
+        sparse_forward(weight.transpose(1, 2).contiguous().numpy(), offset.numpy(), self.starts.numpy(),
+                       self.rows.numpy(), self.values.numpy(), out.numpy())
         return out
