@@ -331,13 +331,13 @@ class Workflow:
         """A job's time, estimated from its size. Calibrated on a 2-core CPU (quick scale: 0.6 ms per online step of
         overhead, ~1 GFLOP/s for batch-1 products, ~10 for the AdaLin benchmarks' batch 16; the joint protocol's
         batched products run at ~50 GFLOP/s; a Gaussian draw per parameter, seed and step where the run adds noise
-        (`noise_std`: Shrink & Perturb), ~5 ns on the CPU); the GPU figures are guesses (launch-bound steps, fast
-        products)."""
+        (`noise_std`: Shrink & Perturb), ~1.5 ns on the CPU, generated and added in one pass); the GPU figures are
+        guesses (launch-bound steps, fast products)."""
         if (experiment, run, block) in self.trained_as:
             return 0.0          # relabels another job's results
         spec = self.experiments[experiment]
         cpu_flops_per_s = 5e10 if self.protocol_of(experiment) == "joint" else 1e10 if spec["batch_size"] > 1 else 1e9
-        step_s, flops_per_s, draw_s = (1.5e-3, 2e11, 1e-11) if self.gpus(experiment) else (6e-4, cpu_flops_per_s, 5e-9)
+        step_s, flops_per_s, draw_s = (1.5e-3, 2e11, 1e-11) if self.gpus(experiment) else (6e-4, cpu_flops_per_s, 1.5e-9)
         steps = self._steps(experiment, run)
         seconds = steps * step_s + self._cost(experiment, run, block) / flops_per_s
         if self.runs[experiment][run]["hparams"].get("noise_std"):
