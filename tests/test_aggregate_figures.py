@@ -292,6 +292,24 @@ def test_compare_average_uses_every_bin_not_the_last(tmp_path):
     assert rows["c0"]["our_value"].startswith("cbp 77% vs bp 62% averaged over the run; difference +15 ± ")
 
 
+def test_compare_average_over_the_last_quarter(tmp_path):
+    # 8 bins: a is below b at the last bin only (one noisy bin), above it on the 2 bins before; the last quarter
+    # (2 bins) averages 0.5 vs 0.4, the whole run 0.125 vs 0.4, the last bin 0.3 vs 0.4
+    a = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.7, 0.3]) + 0.01 * np.arange(SEEDS)[:, None]
+    b = np.full(8, 0.4) + 0.01 * np.arange(SEEDS)[:, None]
+    frame = pd.concat([tidy("pmnist_methods", "cbp", "squared_error", a),
+                       tidy("pmnist_methods", "bp", "squared_error", b)])
+    compare = {"run_a": "cbp", "run_b": "bp", "metric": "squared_error", "direction": "greater"}
+    rows = verdicts(tmp_path, frame, [{"kind": "compare_average", "over_last": 0.25, **compare},
+                                      {"kind": "compare_average", **compare}, {"kind": "compare_final", **compare}],
+                    experiment="pmnist_methods")
+    assert [rows[f"c{i}"]["verdict"] for i in range(3)] == [REPRODUCED, NOT_REPRODUCED, NOT_REPRODUCED]
+    assert rows["c0"]["our_value"].startswith("cbp 0.52 vs bp 0.42 averaged over the run's last 25%; difference +0.1")
+    with pytest.raises(ValueError, match=r"over_last: 0; valid: a fraction of the run's bins in \(0, 1\]"):
+        verdicts(tmp_path, frame, [{"kind": "compare_average", "over_last": 0, **compare}],
+                 experiment="pmnist_methods")
+
+
 def test_threshold_at(tmp_path):
     accuracy = 0.85 + 0.001 * np.arange(SEEDS)[:, None] + np.zeros((1, 50))
     frame = tidy("pmnist_width", "bp-width_100", "online_accuracy", accuracy, np.arange(1, 51) * 10_000)

@@ -11,9 +11,10 @@ A claim's `test` is one of four kinds (a `layer` key, default 0, may be `hidden`
   compare_final {run_a, run_b, metric, direction: greater | less}
                 final bin of run_a minus that of run_b, paired by seed when both runs have the same seeds (seed s
                 sees the same data in every run of an experiment), else sem = sqrt(sem_a^2 + sem_b^2).
-  compare_average {run_a, run_b, metric, direction: greater | less}
+  compare_average {run_a, run_b, metric, direction: greater | less, over_last?: fraction}
                 as compare_final, on each seed's average over all bins (with one bin per task: the AdaLin
-                paper's total average online accuracy).
+                paper's total average online accuracy), or over the last `over_last` of them (rounded up): an
+                end point that does not rest on one noisy bin.
   threshold_at  {run, metric, at: {examples | task | fraction: value}, below | above: threshold}
                 the bin nearest the point (fraction: of the run's length) against the threshold.
   near          {run, metric, layer?, target, tolerance}
@@ -152,8 +153,16 @@ def compare_final(runs: Runs, experiment: str, test: dict) -> tuple[str, str, st
 
 
 def compare_average(runs: Runs, experiment: str, test: dict) -> tuple[str, str, str]:
-    # skipna=False: a seed that diverged at some bin has no average (it is counted as diverged)
-    return _compare(runs, experiment, test, lambda curves: curves.mean(axis=1, skipna=False), "averaged over the run")
+    fraction = test.get("over_last", 1.0)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"over_last: {fraction!r}; valid: a fraction of the run's bins in (0, 1]")
+
+    def average(curves: pd.DataFrame) -> pd.Series:
+        # skipna=False: a seed that diverged at some bin has no average (it is counted as diverged)
+        return curves.iloc[:, -math.ceil(fraction * curves.shape[1]):].mean(axis=1, skipna=False)
+
+    where = "averaged over the run" if fraction == 1 else f"averaged over the run's last {fraction:.0%}"
+    return _compare(runs, experiment, test, average, where)
 
 
 def threshold_at(runs: Runs, experiment: str, test: dict) -> tuple[str, str, str]:
