@@ -4,7 +4,7 @@ Inputs are the per-job tidy parquets (results/runs/...), not the aggregates: eve
 statistics (a change per seed, or per-seed final values), which an across-seed aggregate no longer holds, and the
 per-job files are small. Seeds whose value is NaN at a point used (they diverged) are left out and counted.
 
-A claim's `test` is one of four kinds (a `layer` key, default 0, may be `hidden`: the mean over layers >= 1):
+A claim's `test` is one of five kinds (a `layer` key, default 0, may be `hidden`: the mean over layers >= 1):
   change        {run, metric, from: first | extremum, direction: increase | decrease}
                 per seed: final bin minus the first bin, or minus the bin where the mean curve is most extreme
                 against the claimed direction (its peak for a decrease, its trough for an increase).
